@@ -1,0 +1,26 @@
+//! The shared context every face of pincher works through: settings and the database.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::{Db, DbError};
+
+/// Settings and shared clients, built once and cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The validated settings.
+    pub settings: Arc<Settings>,
+    /// The database pool.
+    pub db: Db,
+}
+
+impl AppState {
+    /// Builds the context from settings. Does not touch the network.
+    pub fn new(settings: Settings) -> Result<Self, DbError> {
+        let db = Db::connect(&settings.database)?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            db,
+        })
+    }
+}

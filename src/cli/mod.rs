@@ -1,0 +1,128 @@
+//! The command line: one clap tree whose commands call into the library, print their result
+//! once, and map outcomes to exit codes (0 success, 1 failure, 2 usage, 3 partial).
+
+pub mod config;
+pub mod db;
+pub mod serve;
+pub mod services;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Environment, LogFormat, Settings, logging};
+
+/// pincher: keep the cloud cheap and ops config safe.
+#[derive(Debug, Parser)]
+#[command(name = "pincher", version, about, propagate_version = true)]
+pub struct Cli {
+    /// TOML settings file (lowest precedence after the built-in defaults).
+    #[arg(long, global = true, env = "PINCHER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr; `auto` is human on a terminal and JSON otherwise.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve(serve::Opts),
+    /// Inspect the effective settings.
+    Config(config::Opts),
+    /// Manage the database schema.
+    Db(db::Opts),
+    /// Manage the service registry.
+    Services(services::Opts),
+}
+
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Success,
+    /// Some parts failed; the rest was done and the failures were named.
+    Partial,
+}
+
+/// Exit code of a failure (nothing useful done).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a partial success.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let env = Environment::load()?;
+    let settings = Settings::load(cli.config.as_deref(), &env)?;
+    let filter = env
+        .get("PINCHER_LOG")
+        .or_else(|| env.get("RUST_LOG"))
+        .unwrap_or(&settings.log.level)
+        .to_owned();
+    logging::init(cli.log_format.unwrap_or(settings.log.format), &filter);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(opts) => serve::run(opts, settings).await,
+            Command::Config(opts) => config::run(opts, &settings),
+            Command::Db(opts) => db::run(opts, settings).await,
+            Command::Services(opts) => services::run(opts, settings).await,
+        }
+    })
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs `write` against a locked, buffered stdout and flushes it.
+pub fn with_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    write(&mut out)?;
+    out.flush()
+}
+
+/// Opens the configured database, applying pending migrations when
+/// `database.migrate_on_start` is set and refusing to go on with an outdated schema otherwise.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<crate::db::Db> {
+    use anyhow::Context;
+    let db = crate::db::Db::connect(&settings.database)?;
+    if settings.database.migrate_on_start {
+        db.migrate().await.with_context(|| {
+            format!(
+                "cannot prepare the database at {}",
+                settings.database.url.redacted()
+            )
+        })?;
+    } else if !db.is_migrated().await? {
+        anyhow::bail!("the database has pending migrations; run `pincher db migrate` first");
+    }
+    Ok(db)
+}

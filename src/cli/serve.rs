@@ -1,0 +1,138 @@
+//! `pincher serve`: the HTTP service, with graceful shutdown on SIGINT and SIGTERM.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Outcome;
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::routes;
+
+/// `pincher serve`
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Address to bind (overrides `server.host`).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to bind; 0 picks a free one (overrides `server.port`).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+/// Runs the service until SIGINT or SIGTERM, then drains in-flight requests.
+pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> {
+    if let Some(host) = opts.host {
+        settings.server.host = host;
+    }
+    if let Some(port) = opts.port {
+        settings.server.port = port;
+    }
+    settings.validate()?;
+    let drain = Duration::from_secs(settings.server.drain_timeout_secs);
+    let address = (settings.server.host.clone(), settings.server.port);
+    let state = AppState::new(settings)?;
+    prepare_database(&state).await?;
+
+    let listener = TcpListener::bind(address.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, backend = ?state.db.backend(), "listening");
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut drain_rx = stop_tx.subscribe();
+    let app = routes::router(state.clone());
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    tokio::select! {
+        result = &mut server => {
+            result.context("the server task failed")?.context("the server failed")?;
+            return Ok(Outcome::Success);
+        }
+        _ = drain_rx.wait_for(|stop| *stop) => {}
+    }
+    tracing::info!(
+        drain_timeout_secs = drain.as_secs(),
+        "shutting down; finishing in-flight requests"
+    );
+    match tokio::time::timeout(drain, &mut server).await {
+        Ok(result) => result
+            .context("the server task failed")?
+            .context("the server failed")?,
+        Err(_) => {
+            tracing::warn!("drain timeout reached; closing the remaining connections");
+            server.abort();
+        }
+    }
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(Outcome::Success)
+}
+
+/// Applies migrations when configured. A database that is down does not stop the service
+/// from starting: readiness reports it, and migrations are retried until they succeed.
+async fn prepare_database(state: &AppState) -> anyhow::Result<()> {
+    if !state.settings.database.migrate_on_start {
+        return Ok(());
+    }
+    match state.db.migrate().await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "database unavailable at start; retrying migrations in the background");
+            let db = state.db.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    tokio::time::sleep(delay).await;
+                    match db.migrate().await {
+                        Ok(()) => {
+                            tracing::info!("database reachable; migrations applied");
+                            break;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "migrations still failing"),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(e).context("cannot apply database migrations"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received SIGINT"),
+        _ = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,96 @@
+//! Secret-bearing setting types: their `Debug` and `Serialize` forms never show the secret.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The text shown in place of any secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// Serializes an optional secret as `"[redacted]"` (or `null` when unset).
+pub fn redact_secret<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str(REDACTED),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A database URL whose password is never shown: `Debug` and `Serialize` mask it.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    /// Wraps a URL string.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    /// The URL itself, password included; hand it only to the database driver.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any password replaced by `redacted`.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(mut url) if url.password().is_some() => {
+                // Only fails for URLs that cannot carry a password, which this one does.
+                let _ = url.set_password(Some("redacted"));
+                url.to_string()
+            }
+            Ok(_) => self.expose().to_owned(),
+            Err(_) => REDACTED.to_owned(),
+        }
+    }
+
+    /// Whether the URL points at PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        let url = self.expose();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_masked_in_every_form() {
+        let url = DatabaseUrl::new("postgres://app:hunter2@db.internal:5432/pincher");
+        assert_eq!(
+            url.redacted(),
+            "postgres://app:redacted@db.internal:5432/pincher"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        let json = serde_json::to_string(&url).unwrap_or_default();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(json.contains("db.internal"));
+    }
+
+    #[test]
+    fn sqlite_urls_are_shown_as_they_are() {
+        let url = DatabaseUrl::new("sqlite://pincher.db");
+        assert_eq!(url.redacted(), "sqlite://pincher.db");
+        assert!(!url.is_postgres());
+    }
+}

@@ -1,0 +1,495 @@
+//! The typed settings tree and how it is loaded and validated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::logging::LogFormat;
+use super::secret::{DatabaseUrl, redact_secret};
+
+/// Prefix of every environment variable that sets a setting.
+pub const ENV_PREFIX: &str = "PINCHER";
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The TOML file named by `--config` does not exist.
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// The `.env` file could not be parsed.
+    #[error("cannot read .env: {0}")]
+    DotEnv(String),
+    /// A source could not be read or a value has the wrong type.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but is not acceptable.
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid {
+        /// Dotted path of the setting, e.g. `server.port`.
+        key: &'static str,
+        /// What was wrong and the expected form.
+        message: String,
+    },
+}
+
+/// Every pincher setting. Each section has defaults, so an empty configuration is valid.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP service.
+    pub server: ServerSettings,
+    /// The registry database.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// API authentication.
+    pub auth: AuthSettings,
+    /// AWS access for reports.
+    pub aws: AwsSettings,
+    /// MongoDB Ops Manager access for backups.
+    pub opsmanager: OpsManagerSettings,
+    /// Chef server access.
+    pub chef: ChefSettings,
+    /// Where backups are stored.
+    pub backups: BackupSettings,
+}
+
+/// `[server]`: the HTTP listener and its limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind. Loopback by default; containers set `0.0.0.0`.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Longest a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
+    /// Longest in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub drain_timeout_secs: u64,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            request_timeout_secs: 30,
+            drain_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[database]`: SQLite by default, PostgreSQL for several replicas.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://FILE` (created on first use) or `postgres://USER:PASS@HOST:PORT/DB`.
+    pub url: DatabaseUrl,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// Longest a request waits for a pooled connection before failing with 503.
+    pub acquire_timeout_secs: u64,
+    /// Longest SQLite waits for a lock held by another process.
+    pub busy_timeout_ms: u64,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: DatabaseUrl::new("sqlite://pincher.db"),
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+            busy_timeout_ms: 5000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// `[log]`: level and format of the log lines written to stderr.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `pincher=debug,sqlx=warn`; `PINCHER_LOG` and
+    /// `RUST_LOG` take precedence.
+    pub level: String,
+    /// `auto` (human on a terminal, JSON otherwise), `json` or `pretty`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+/// How API requests are authenticated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every request is accepted. For local development only.
+    #[default]
+    Disabled,
+}
+
+/// `[auth]`: API authentication.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The authentication mode.
+    pub mode: AuthMode,
+}
+
+/// `[aws]`: how the AWS plugins reach AWS. Credentials come from the standard chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Named profile from the shared config files.
+    pub profile: Option<String>,
+    /// Home region, used for global APIs and when no region is given.
+    pub region: Option<String>,
+    /// Endpoint override for every AWS API (moto, LocalStack, VPC endpoints).
+    pub endpoint_url: Option<Url>,
+    /// Role assumed in each member account for `--all-accounts`.
+    pub assume_role_name: String,
+    /// Largest number of account × region calls in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            assume_role_name: "OrganizationAccountAccessRole".into(),
+            concurrency: 8,
+        }
+    }
+}
+
+/// `[opsmanager]`: MongoDB Ops Manager public API access.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsManagerSettings {
+    /// Base URL, e.g. `https://opsmanager.example.com` (the API path is added).
+    pub base_url: Option<Url>,
+    /// Public API key (the digest user name).
+    pub public_key: Option<String>,
+    /// Private API key (the digest password).
+    #[serde(serialize_with = "redact_secret")]
+    pub private_key: Option<SecretString>,
+    /// Groups (projects) backed up when none are named on the command line.
+    pub group_ids: Vec<String>,
+    /// Timeout of one API call.
+    pub timeout_secs: u64,
+    /// Largest number of groups fetched at once.
+    pub concurrency: usize,
+}
+
+impl Default for OpsManagerSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            public_key: None,
+            private_key: None,
+            group_ids: Vec::new(),
+            timeout_secs: 30,
+            concurrency: 4,
+        }
+    }
+}
+
+/// `[chef]`: Chef server API access.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChefSettings {
+    /// Server URL, with or without `/organizations/NAME`.
+    pub server_url: Option<Url>,
+    /// Client (or user) name that signs requests.
+    pub client_name: Option<String>,
+    /// Path of the client's private key (PEM).
+    pub client_key: Option<PathBuf>,
+    /// Signing protocol version: `1.3`, `1.1` or `1.0`.
+    pub sign_version: String,
+    /// Timeout of one API call.
+    pub timeout_secs: u64,
+}
+
+impl Default for ChefSettings {
+    fn default() -> Self {
+        Self {
+            server_url: None,
+            client_name: None,
+            client_key: None,
+            sign_version: "1.3".into(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// `[backups]`: where configuration backups are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Local backup folder.
+    pub dir: PathBuf,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("backups"),
+        }
+    }
+}
+
+/// The environment pincher reads settings from: `.env` entries overlaid by the process
+/// environment. Kept as a map so loading never mutates the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// Reads `.env` from the current directory (if present) and the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        let mut vars = BTreeMap::new();
+        match dotenvy::from_path_iter(".env") {
+            Ok(entries) => {
+                for entry in entries {
+                    let (key, value) = entry.map_err(|e| SettingsError::DotEnv(e.to_string()))?;
+                    vars.insert(key, value);
+                }
+            }
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(SettingsError::DotEnv(e.to_string())),
+        }
+        vars.extend(std::env::vars());
+        Ok(Self { vars })
+    }
+
+    /// An environment made of the given variables only (for tests and embedding).
+    pub fn from_vars<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// One variable.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
+    fn settings_vars(&self) -> config::Map<String, String> {
+        let prefix = format!("{ENV_PREFIX}_");
+        self.vars
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix) && k.contains("__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl Settings {
+    /// Loads defaults < `file` (TOML) < `.env` < `PINCHER_*` variables, then validates.
+    pub fn load(file: Option<&Path>, env: &Environment) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(SettingsError::MissingFile(path.to_owned()));
+            }
+            builder = builder
+                .add_source(config::File::from(path.to_owned()).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("opsmanager.group_ids")
+                .try_parsing(true)
+                .source(Some(env.settings_vars())),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that have the right type but may still be unusable.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
+            SettingsError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        if self.server.host.parse::<std::net::IpAddr>().is_err() && self.server.host != "localhost"
+        {
+            return Err(invalid(
+                "server.host",
+                format!(
+                    "expected an IP address such as 127.0.0.1 or 0.0.0.0, got {:?}",
+                    self.server.host
+                ),
+            ));
+        }
+        if self.server.request_timeout_secs == 0 {
+            return Err(invalid(
+                "server.request_timeout_secs",
+                "expected at least 1",
+            ));
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(invalid("server.body_limit_bytes", "expected at least 1"));
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || self.database.url.is_postgres()) {
+            return Err(invalid(
+                "database.url",
+                format!(
+                    "expected sqlite://FILE or postgres://USER@HOST:PORT/DB, got {}",
+                    self.database.url.redacted()
+                ),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "expected at least 1"));
+        }
+        if self.database.acquire_timeout_secs == 0 {
+            return Err(invalid(
+                "database.acquire_timeout_secs",
+                "expected at least 1",
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid(
+                "log.level",
+                format!("expected a filter such as `info` or `pincher=debug`: {e}"),
+            ));
+        }
+        if self.aws.concurrency == 0 {
+            return Err(invalid("aws.concurrency", "expected at least 1"));
+        }
+        if self.opsmanager.concurrency == 0 {
+            return Err(invalid("opsmanager.concurrency", "expected at least 1"));
+        }
+        if self.opsmanager.base_url.is_some()
+            && (self.opsmanager.public_key.is_none() || self.opsmanager.private_key.is_none())
+        {
+            return Err(invalid(
+                "opsmanager.public_key",
+                "opsmanager.base_url is set, so public_key and private_key are required",
+            ));
+        }
+        if !["1.0", "1.1", "1.3"].contains(&self.chef.sign_version.as_str()) {
+            return Err(invalid(
+                "chef.sign_version",
+                format!("expected 1.3, 1.1 or 1.0, got {:?}", self.chef.sign_version),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load(None, &Environment::from_vars(vars.iter().copied()))
+    }
+
+    #[test]
+    fn empty_configuration_gives_defaults() -> Result<(), SettingsError> {
+        let settings = load(&[])?;
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.database.url.expose(), "sqlite://pincher.db");
+        Ok(())
+    }
+
+    #[test]
+    fn env_vars_use_double_underscore_between_levels() -> Result<(), SettingsError> {
+        let settings = load(&[
+            ("PINCHER_SERVER__PORT", "9000"),
+            ("PINCHER_DATABASE__URL", "postgres://u:p@h/db"),
+            ("PINCHER_LOG", "debug"),
+            ("PINCHER_OPSMANAGER__GROUP_IDS", "a,b"),
+        ])?;
+        assert_eq!(settings.server.port, 9000);
+        assert!(settings.database.url.is_postgres());
+        assert_eq!(settings.opsmanager.group_ids, vec!["a", "b"]);
+        Ok(())
+    }
+
+    #[test]
+    fn toml_file_is_overridden_by_env() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("pincher.toml");
+        std::fs::write(&file, "[server]\nport = 7000\nhost = \"0.0.0.0\"\n")?;
+        let env = Environment::from_vars([("PINCHER_SERVER__PORT", "7001")]);
+        let settings = Settings::load(Some(&file), &env)?;
+        assert_eq!(settings.server.port, 7001);
+        assert_eq!(settings.server.host, "0.0.0.0");
+        Ok(())
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = load(&[("PINCHER_SERVER__PORT", "eighty")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("server.port"), "{err}");
+    }
+
+    #[test]
+    fn an_unusable_value_names_the_key_and_the_form() {
+        let err = load(&[("PINCHER_DATABASE__URL", "mysql://x")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("database.url"), "{err}");
+        assert!(err.contains("postgres://"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = load(&[("PINCHER_SERVER__PROT", "1")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_shown() -> Result<(), Box<dyn std::error::Error>> {
+        let settings = load(&[
+            ("PINCHER_OPSMANAGER__BASE_URL", "http://om.example"),
+            ("PINCHER_OPSMANAGER__PUBLIC_KEY", "pub"),
+            ("PINCHER_OPSMANAGER__PRIVATE_KEY", "very-secret-key"),
+        ])?;
+        let shown = serde_json::to_string(&settings)?;
+        assert!(!shown.contains("very-secret-key"), "{shown}");
+        assert!(!format!("{settings:?}").contains("very-secret-key"));
+        Ok(())
+    }
+}

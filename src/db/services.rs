@@ -1,0 +1,271 @@
+//! The services repository: every SQL statement about registered services.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Db, DbError, on_pool};
+use crate::domain::service::{Service, ServiceFilter, ServiceKey, ServiceSpec};
+
+#[derive(sqlx::FromRow)]
+struct ServiceRow {
+    id: Uuid,
+    name: String,
+    display_name: Option<String>,
+    description: String,
+    owner: String,
+    tags: Json<BTreeMap<String, String>>,
+    links: Json<BTreeMap<String, String>>,
+    metadata: Json<Map<String, Value>>,
+    revision: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<ServiceRow> for Service {
+    fn from(row: ServiceRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            display_name: row.display_name,
+            description: row.description,
+            owner: row.owner,
+            tags: row.tags.0,
+            links: row.links.0,
+            metadata: row.metadata.0,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, display_name, description, owner, tags, links, metadata, \
+                       revision, created_at, updated_at";
+
+/// One page of services in name order.
+#[derive(Debug, Clone)]
+pub struct ServicePage {
+    /// The services on this page.
+    pub items: Vec<Service>,
+    /// Name of the last item when more follow (the position to continue after).
+    pub next_after: Option<String>,
+}
+
+fn now() -> OffsetDateTime {
+    // Microsecond precision: what PostgreSQL stores, so values read back compare equal.
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now)
+}
+
+fn name_taken(e: DbError, name: &str) -> DbError {
+    match e {
+        DbError::Query(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            DbError::Conflict(format!("a service named {name:?} already exists"))
+        }
+        other => other,
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Lists services in name order, `limit` at a time, after the name `after`.
+pub async fn list(
+    db: &Db,
+    filter: &ServiceFilter,
+    limit: u32,
+    after: Option<&str>,
+) -> Result<ServicePage, DbError> {
+    let fetch = i64::from(limit) + 1;
+    let rows: Vec<ServiceRow> = on_pool!(db, pool => {
+        let mut qb = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM services s WHERE 1 = 1"));
+        if let Some(owner) = &filter.owner {
+            qb.push(" AND s.owner = ").push_bind(owner.clone());
+        }
+        if let Some(prefix) = &filter.name_prefix {
+            qb.push(" AND s.name LIKE ")
+                .push_bind(escape_like(&prefix.to_lowercase()))
+                .push(" ESCAPE '\\'");
+        }
+        for (key, value) in &filter.tags {
+            qb.push(" AND EXISTS (SELECT 1 FROM service_tags t WHERE t.service_id = s.id AND t.key = ")
+                .push_bind(key.clone())
+                .push(" AND t.value = ")
+                .push_bind(value.clone())
+                .push(")");
+        }
+        if let Some(after) = after {
+            qb.push(" AND s.name > ").push_bind(after.to_owned());
+        }
+        qb.push(" ORDER BY s.name LIMIT ").push_bind(fetch);
+        qb.build_query_as().fetch_all(pool).await
+    })?;
+    let mut items: Vec<Service> = rows.into_iter().map(Service::from).collect();
+    let next_after = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|s| s.name.clone())
+    } else {
+        None
+    };
+    Ok(ServicePage { items, next_after })
+}
+
+/// One service by id or name.
+pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
+    let row: Option<ServiceRow> = match key {
+        ServiceKey::Id(id) => on_pool!(db, pool => {
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE id = $1"))
+                .bind(*id)
+                .fetch_optional(pool)
+                .await
+        })?,
+        ServiceKey::Name(name) => on_pool!(db, pool => {
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE name = $1"))
+                .bind(name.as_str())
+                .fetch_optional(pool)
+                .await
+        })?,
+    };
+    row.map(Service::from).ok_or_else(|| {
+        DbError::NotFound(match key {
+            ServiceKey::Id(id) => format!("service {id}"),
+            ServiceKey::Name(name) => format!("service {name:?}"),
+        })
+    })
+}
+
+/// Registers a new service.
+pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
+    let id = Uuid::now_v7();
+    let at = now();
+    let row: ServiceRow = on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query_as(&format!(
+            "INSERT INTO services (id, name, display_name, description, owner, tags, links, \
+             metadata, revision, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(spec.name.as_str())
+        .bind(spec.display_name.as_deref())
+        .bind(&spec.description)
+        .bind(&spec.owner)
+        .bind(Json(&spec.tags))
+        .bind(Json(&spec.links))
+        .bind(Json(&spec.metadata))
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?;
+        for (key, value) in &spec.tags {
+            sqlx::query("INSERT INTO service_tags (service_id, key, value) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        row
+    });
+    Ok(row.into())
+}
+
+/// Replaces the writable fields of service `id`, provided it is still at `revision`.
+/// A service that moved on in between is a [`DbError::Conflict`].
+pub async fn update(
+    db: &Db,
+    id: Uuid,
+    revision: i64,
+    spec: &ServiceSpec,
+) -> Result<Service, DbError> {
+    let row: Option<ServiceRow> = on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let row: Option<ServiceRow> = sqlx::query_as(&format!(
+            "UPDATE services SET name = $1, display_name = $2, description = $3, owner = $4, \
+             tags = $5, links = $6, metadata = $7, revision = revision + 1, updated_at = $8 \
+             WHERE id = $9 AND revision = $10 RETURNING {COLUMNS}"
+        ))
+        .bind(spec.name.as_str())
+        .bind(spec.display_name.as_deref())
+        .bind(&spec.description)
+        .bind(&spec.owner)
+        .bind(Json(&spec.tags))
+        .bind(Json(&spec.links))
+        .bind(Json(&spec.metadata))
+        .bind(now())
+        .bind(id)
+        .bind(revision)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?;
+        if row.is_some() {
+            sqlx::query("DELETE FROM service_tags WHERE service_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for (key, value) in &spec.tags {
+                sqlx::query("INSERT INTO service_tags (service_id, key, value) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        row
+    });
+    row.map(Service::from).ok_or_else(|| {
+        DbError::Conflict(format!(
+            "service {id} was changed or deleted by another request; fetch it again and retry"
+        ))
+    })
+}
+
+/// Deletes service `id`, provided it is still at `revision` when one is given.
+/// Returns whether a row was deleted.
+pub async fn delete(db: &Db, id: Uuid, revision: Option<i64>) -> Result<bool, DbError> {
+    let result = on_pool!(db, pool => match revision {
+        Some(revision) => {
+            sqlx::query("DELETE FROM services WHERE id = $1 AND revision = $2")
+                .bind(id)
+                .bind(revision)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+        None => {
+            sqlx::query("DELETE FROM services WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }
+    });
+    Ok(result > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_patterns_match_only_the_prefix_given() {
+        assert_eq!(escape_like("a_b%"), "a\\_b\\%%");
+    }
+}

@@ -1,0 +1,12 @@
+//! pincher: a service registry, cloud cost reports and ops-config backups, served over HTTP
+//! and driven from the command line over one plugin layer.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod middleware;
+pub mod plugins;
+pub mod render;
+pub mod routes;

@@ -1,0 +1,128 @@
+//! Request extractors whose rejections are [`ApiError`]s, so malformed input gets the same
+//! problem documents as every other failure.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+
+use super::error::ApiError;
+
+/// A JSON document from a request body with a JSON media type (`application/json` or any
+/// `application/*+json`, such as `application/merge-patch+json`).
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_json_content_type(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest {
+                    detail: format!("cannot read the request body: {}", rejection.body_text()),
+                    errors: Vec::new(),
+                }
+            }
+        })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+            detail: format!("the request body is not valid JSON: {e}"),
+            errors: Vec::new(),
+        })?;
+        Ok(Self(value))
+    }
+}
+
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType(
+            "missing Content-Type; send application/json".into(),
+        ));
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type {essence:?} is not accepted; send application/json"
+        )))
+    }
+}
+
+/// The `If-Match` precondition of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `If-Match: *`: the resource must exist.
+    Any,
+    /// The resource's entity tag must be one of these.
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// Reads `If-Match`; `None` when the header is absent.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
+        let values: Vec<&str> = headers
+            .get_all(header::IF_MATCH)
+            .iter()
+            .map(|v| {
+                v.to_str().map_err(|_| ApiError::BadRequest {
+                    detail: "If-Match is not valid text".into(),
+                    errors: Vec::new(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let tags: Vec<String> = values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tags.iter().any(|t| t == "*") {
+            Ok(Some(Self::Any))
+        } else {
+            Ok(Some(Self::Tags(tags)))
+        }
+    }
+
+    /// Whether an entity with `etag` satisfies the precondition (strong comparison).
+    pub fn matches(&self, etag: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Tags(tags) => tags.iter().any(|t| t == etag),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn if_match_takes_lists_and_star() -> Result<(), ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_MATCH, HeaderValue::from_static("\"a\", \"b\""));
+        let cond = IfMatch::from_headers(&headers)?;
+        assert!(cond.as_ref().is_some_and(|c| c.matches("\"b\"")));
+        assert!(!cond.as_ref().is_some_and(|c| c.matches("\"c\"")));
+        assert!(!cond.is_some_and(|c| c.matches("W/\"a\"")));
+        headers.insert(header::IF_MATCH, HeaderValue::from_static("*"));
+        assert_eq!(IfMatch::from_headers(&headers)?, Some(IfMatch::Any));
+        Ok(())
+    }
+}
