@@ -39,7 +39,7 @@ pub enum Command {
     /// Manage the database schema.
     Db(db::Opts),
     /// Manage the service registry.
-    Services(services::Opts),
+    Services(Box<services::Opts>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -88,7 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Serve(opts) => serve::run(opts, settings).await,
             Command::Config(opts) => config::run(opts, &settings),
             Command::Db(opts) => db::run(opts, settings).await,
-            Command::Services(opts) => services::run(opts, settings).await,
+            Command::Services(opts) => services::run(*opts, settings).await,
         }
     })
 }

@@ -1,0 +1,112 @@
+//! `spawn_app()`: the application on a free port with a fresh, migrated database.
+
+use std::sync::Once;
+
+use pincher::app::AppState;
+use pincher::config::{DatabaseUrl, Settings};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+
+use crate::support::database::{Backend, TestDatabase};
+
+/// A running application and what it needs to be torn down.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// A client without redirects or proxies.
+    pub client: Client,
+    /// The database, dropped (PostgreSQL) when the test ends.
+    _database: TestDatabase,
+}
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            pincher::config::logging::init(pincher::config::LogFormat::Pretty, "debug");
+        }
+    });
+}
+
+/// Starts the app on `backend` with default settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the app on `backend` after `configure` adjusts the settings.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_tracing();
+    let database = TestDatabase::create(backend).await;
+    let mut settings = Settings::default();
+    settings.database.url = DatabaseUrl::new(database.url.clone());
+    settings.server.port = 0;
+    configure(&mut settings);
+    let state = AppState::new(settings).expect("build the app state");
+    state.db.migrate().await.expect("migrate the test database");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a free port");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let app = pincher::routes::router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("build a client");
+    TestApp {
+        address,
+        client,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    /// A request to `path` on the app.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address))
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("send")
+    }
+
+    /// `POST /services` with a JSON body.
+    pub async fn create_service(&self, body: &Value) -> Response {
+        self.request(Method::POST, "/services")
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+}
+
+/// Asserts `response` is a problem document with `status`, and returns it.
+pub async fn assert_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("a JSON problem body");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// The field names of a problem's `errors` list.
+pub fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,8 @@
+//! HTTP API tests: the app runs on port 0 against a fresh SQLite and PostgreSQL database.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod helpers;
+mod index;
+mod services;

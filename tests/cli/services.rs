@@ -1,0 +1,119 @@
+//! `pincher services …` and `pincher db …` on both backends.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::cli::{CliEnv, stderr};
+
+both_backends! {
+    async fn create_show_list_update_delete(backend) {
+        let env = CliEnv::new(backend).await;
+        let created = env.json(&[
+            "services", "create", "--name", "billing", "--owner", "payments",
+            "--tag", "service=billing", "--tag", "env=prod",
+            "--link", "repo=https://git.example.com/billing",
+            "--metadata", r#"{"tier": 1}"#,
+        ]);
+        assert_eq!(created["name"], "billing");
+        assert_eq!(created["tags"], json!({"service": "billing", "env": "prod"}));
+        assert_eq!(created["metadata"], json!({"tier": 1}));
+
+        let id = created["id"].as_str().expect("id");
+        let shown = env.json(&["services", "show", id]);
+        assert_eq!(shown, created);
+
+        env.ok(&["services", "create", "--name", "ledger", "--owner", "finance", "--tag", "env=prod"]);
+        let listed = env.json(&["services", "list", "--tag", "env=prod"]);
+        let names: Vec<_> = listed.as_array().expect("array").iter().map(|s| s["name"].clone()).collect();
+        assert_eq!(names, vec![json!("billing"), json!("ledger")]);
+        let listed = env.json(&["services", "list", "--owner", "finance"]);
+        assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
+        let updated = env.json(&[
+            "services", "update", "billing", "--owner", "finance",
+            "--tag", "team=ledger", "--remove-tag", "env",
+        ]);
+        assert_eq!(updated["owner"], "finance");
+        assert_eq!(updated["tags"], json!({"service": "billing", "team": "ledger"}));
+        assert_eq!(updated["links"], created["links"]);
+
+        let table = env.ok(&["services", "list"]);
+        assert!(table.contains("billing") && table.contains("ledger") && table.contains("finance"), "{table}");
+
+        let out = env.ok(&["services", "delete", "billing"]);
+        assert!(out.contains("deleted service billing"), "{out}");
+        let missing = env.run(&["services", "show", "billing"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(stderr(&missing).contains("not found"), "{}", stderr(&missing));
+    }
+
+    async fn create_from_a_file_and_patch_from_stdin_like_files(backend) {
+        let env = CliEnv::new(backend).await;
+        let file = env.database.dir.path().join("svc.json");
+        std::fs::write(&file, json!({"name": "search", "owner": "discovery", "description": "finds"}).to_string()).expect("write");
+        let created = env.json(&["services", "create", "--file", file.to_str().expect("path")]);
+        assert_eq!(created["description"], "finds");
+        let patch = env.database.dir.path().join("patch.json");
+        std::fs::write(&patch, r#"{"description": null, "metadata": {"a": [1]}}"#).expect("write");
+        let patched = env.json(&["services", "update", "search", "--patch", patch.to_str().expect("path")]);
+        assert_eq!(patched["description"], "");
+        assert_eq!(patched["metadata"], json!({"a": [1]}));
+    }
+
+    async fn invalid_input_fails_once_naming_the_field(backend) {
+        let env = CliEnv::new(backend).await;
+        let output = env.run(&["services", "create", "--name", "Bad Name", "--owner", "x", "--link", "repo=nope"]);
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(err.contains("name:") && err.contains("links.repo"), "{err}");
+        assert_eq!(err.matches("error:").count(), 1, "{err}");
+        assert!(output.stdout.is_empty());
+
+        env.ok(&["services", "create", "--name", "dup", "--owner", "x"]);
+        let output = env.run(&["services", "create", "--name", "dup", "--owner", "y"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(stderr(&output).contains("already exists"), "{}", stderr(&output));
+        assert_eq!(env.json(&["services", "list"]).as_array().map(Vec::len), Some(1));
+    }
+
+    async fn db_status_lists_pending_then_applied_migrations(backend) {
+        let env = CliEnv::new(backend).await;
+        let status = env.json(&["db", "status"]);
+        let rows = status.as_array().expect("array");
+        assert!(!rows.is_empty());
+        assert!(rows.iter().all(|m| m["applied"] == false), "{status}");
+        assert_eq!(rows[0]["version"], 1);
+        assert_eq!(rows[0]["description"], "services");
+
+        let out = env.ok(&["db", "migrate"]);
+        assert!(out.contains(&format!("applied {} migration(s)", rows.len())), "{out}");
+        let status = env.json(&["db", "status"]);
+        assert!(status.as_array().expect("array").iter().all(|m| m["applied"] == true), "{status}");
+        let out = env.ok(&["db", "migrate"]);
+        assert!(out.contains("applied 0 migration(s)"), "{out}");
+        let table = env.ok(&["db", "status"]);
+        assert!(table.contains("applied") && table.contains("services"), "{table}");
+    }
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let env = CliEnv::new(crate::support::database::Backend::Sqlite).await;
+    assert_eq!(env.run(&["services", "frobnicate"]).status.code(), Some(2));
+    assert_eq!(env.run(&["services", "create", "--tag", "novalue"]).status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_with_its_redacted_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = crate::cli::pincher(dir.path())
+        .env("PINCHER_DATABASE__URL", "postgres://app:s3cret-pw@127.0.0.1:1/pincher")
+        .env("PINCHER_DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .args(["services", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+}
