@@ -2,11 +2,14 @@
 //! and driven from the command line over one plugin layer.
 
 pub mod app;
+pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod middleware;
 pub mod plugins;
 pub mod render;
+pub mod report;
 pub mod routes;

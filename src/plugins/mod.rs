@@ -1,2 +1,64 @@
 //! Integrations with the systems pincher reports on (AWS, Ops Manager, Chef). Plugins know
-//! nothing of HTTP or the terminal: they take settings and clients and return typed values.
+//! nothing of HTTP or the terminal: they take settings and clients and return typed values
+//! with their own error enums. Every remote call goes through [`observe`], so it is counted
+//! and timed by plugin, operation and outcome.
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::metrics::METRICS;
+
+/// Runs one remote call, recording its outcome (`ok` or `error`) and latency.
+/// `operation` must come from a fixed set (an API name), never from user input.
+pub async fn observe<T, E>(
+    plugin: &'static str,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    METRICS.record_plugin_call(plugin, operation, outcome, started.elapsed());
+    result
+}
+
+/// Progress of a fan-out, reported by plugins. The CLI draws a progress bar from it; the
+/// server ignores it.
+pub trait Progress: Send + Sync {
+    /// `total` units of work are about to start.
+    fn start(&self, total: u64) {
+        let _ = total;
+    }
+    /// One unit (named by `label`, e.g. `123456789012/eu-west-1`) finished.
+    fn advance(&self, label: &str) {
+        let _ = label;
+    }
+    /// All work finished.
+    fn finish(&self) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn observed_calls_are_counted_by_outcome() {
+        let counter = |outcome| {
+            METRICS
+                .plugin_calls
+                .with_label_values(&["test", "observe", outcome])
+                .get()
+        };
+        let (ok, err) = (counter("ok"), counter("error"));
+        let _ = observe("test", "observe", async { Ok::<_, ()>(1) }).await;
+        let _ = observe("test", "observe", async { Err::<(), _>("boom") }).await;
+        assert_eq!(counter("ok"), ok + 1);
+        assert_eq!(counter("error"), err + 1);
+    }
+}

@@ -64,7 +64,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
 impl TestApp {
     /// A request to `path` on the app.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.address))
+        self.client
+            .request(method, format!("{}{path}", self.address))
     }
 
     /// `GET path`.
@@ -84,7 +85,12 @@ impl TestApp {
 
 /// Asserts `response` is a problem document with `status`, and returns it.
 pub async fn assert_problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
     let content_type = response
         .headers()
         .get("content-type")

@@ -20,12 +20,22 @@ fn billing() -> Value {
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let response = app.create_service(&body).await;
-    assert_eq!(response.status(), StatusCode::CREATED, "{:?}", response.text().await);
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        response.text().await
+    );
     response.json().await.expect("json")
 }
 
 async fn count_services(app: &TestApp) -> usize {
-    let body: Value = app.get("/services?limit=500").await.json().await.expect("json");
+    let body: Value = app
+        .get("/services?limit=500")
+        .await
+        .json()
+        .await
+        .expect("json");
     body["items"].as_array().map_or(0, Vec::len)
 }
 

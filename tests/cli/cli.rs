@@ -34,7 +34,9 @@ impl CliEnv {
     /// `pincher ARGS…` with the database configured through the environment.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut command = pincher(self.database.dir.path());
-        command.env("PINCHER_DATABASE__URL", &self.database.url).args(args);
+        command
+            .env("PINCHER_DATABASE__URL", &self.database.url)
+            .args(args);
         command.output().expect("run pincher")
     }
 

@@ -12,10 +12,21 @@ fn config_show_layers_file_dotenv_and_environment() {
         "[server]\nport = 7000\nhost = \"0.0.0.0\"\n[log]\nlevel = \"debug\"\n[aws]\nregion = \"eu-west-1\"\n",
     )
     .expect("write");
-    std::fs::write(dir.path().join(".env"), "PINCHER_SERVER__PORT=7001\nPINCHER_AWS__REGION=us-east-2\n").expect("write");
+    std::fs::write(
+        dir.path().join(".env"),
+        "PINCHER_SERVER__PORT=7001\nPINCHER_AWS__REGION=us-east-2\n",
+    )
+    .expect("write");
     let output = pincher(dir.path())
         .env("PINCHER_AWS__REGION", "ap-south-1")
-        .args(["--config", "pincher.toml", "config", "show", "--output", "json"])
+        .args([
+            "--config",
+            "pincher.toml",
+            "config",
+            "show",
+            "--output",
+            "json",
+        ])
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
@@ -31,7 +42,10 @@ fn config_show_layers_file_dotenv_and_environment() {
 fn config_show_redacts_every_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = pincher(dir.path())
-        .env("PINCHER_DATABASE__URL", "postgres://app:db-pass-123@db.internal/pincher")
+        .env(
+            "PINCHER_DATABASE__URL",
+            "postgres://app:db-pass-123@db.internal/pincher",
+        )
         .env("PINCHER_OPSMANAGER__BASE_URL", "https://om.example.com")
         .env("PINCHER_OPSMANAGER__PUBLIC_KEY", "abcdefgh")
         .env("PINCHER_OPSMANAGER__PRIVATE_KEY", "om-private-456")
@@ -40,8 +54,14 @@ fn config_show_redacts_every_secret() {
         .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8(output.stdout).expect("utf-8");
-    assert!(text.contains("db.internal") && text.contains("[redacted]"), "{text}");
-    assert!(!text.contains("db-pass-123") && !text.contains("om-private-456"), "{text}");
+    assert!(
+        text.contains("db.internal") && text.contains("[redacted]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("db-pass-123") && !text.contains("om-private-456"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -53,13 +73,20 @@ fn bad_settings_exit_1_naming_the_key() {
         ("PINCHER_LOG__FORMAT", "xml", "log.format"),
         ("PINCHER_CHEF__SIGN_VERSION", "2.0", "chef.sign_version"),
     ] {
-        let output = pincher(dir.path()).env(key, value).args(["config", "show"]).output().expect("run");
+        let output = pincher(dir.path())
+            .env(key, value)
+            .args(["config", "show"])
+            .output()
+            .expect("run");
         assert_eq!(output.status.code(), Some(1), "{key}");
         let err = stderr(&output);
         assert!(err.contains(named), "{key}: {err}");
         assert!(output.stdout.is_empty());
     }
-    let output = pincher(dir.path()).args(["--config", "missing.toml", "config", "show"]).output().expect("run");
+    let output = pincher(dir.path())
+        .args(["--config", "missing.toml", "config", "show"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("missing.toml"));
 }

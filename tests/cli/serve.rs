@@ -25,7 +25,9 @@ fn start(dir: &std::path::Path) -> (Child, String) {
             }
         }
     });
-    let address = rx.recv_timeout(Duration::from_secs(30)).expect("pincher serve reports its address");
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("pincher serve reports its address");
     (child, address)
 }
 
@@ -49,7 +51,10 @@ async fn serve_runs_with_no_configuration_and_stops_on_sigterm() {
         .await
         .expect("send");
     assert_eq!(response.status(), 201);
-    assert!(dir.path().join("pincher.db").exists(), "the default SQLite file is created");
+    assert!(
+        dir.path().join("pincher.db").exists(),
+        "the default SQLite file is created"
+    );
 
     sigterm(&child);
     let started = Instant::now();
@@ -57,7 +62,10 @@ async fn serve_runs_with_no_configuration_and_stops_on_sigterm() {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "pincher did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "pincher did not stop"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status.code(), Some(0));

@@ -100,14 +100,22 @@ both_backends! {
 async fn usage_errors_exit_2() {
     let env = CliEnv::new(crate::support::database::Backend::Sqlite).await;
     assert_eq!(env.run(&["services", "frobnicate"]).status.code(), Some(2));
-    assert_eq!(env.run(&["services", "create", "--tag", "novalue"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["services", "create", "--tag", "novalue"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_database_fails_with_its_redacted_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = crate::cli::pincher(dir.path())
-        .env("PINCHER_DATABASE__URL", "postgres://app:s3cret-pw@127.0.0.1:1/pincher")
+        .env(
+            "PINCHER_DATABASE__URL",
+            "postgres://app:s3cret-pw@127.0.0.1:1/pincher",
+        )
         .env("PINCHER_DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
         .args(["services", "list"])
         .output()

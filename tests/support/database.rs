@@ -1,7 +1,6 @@
 //! A fresh database per test: a SQLite file in a temp folder, or a new PostgreSQL database on
 //! the machine's server, dropped again when the test ends.
 
-
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -42,9 +41,9 @@ impl TestDatabase {
             Backend::Postgres => {
                 let name = format!("pincher_test_{}", uuid::Uuid::new_v4().simple());
                 let admin = postgres_admin_url();
-                let mut conn = PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for the tests: {e}"));
+                let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is needed for the tests: {e}")
+                });
                 sqlx::query(&format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut conn)
                     .await
