@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::db::{Db, DbError};
+use crate::health::HealthCache;
 
 /// Settings and shared clients, built once and cheap to clone.
 #[derive(Debug, Clone)]
@@ -12,6 +13,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The database pool.
     pub db: Db,
+    /// The last `/status` result.
+    pub health: Arc<HealthCache>,
 }
 
 impl AppState {
@@ -21,6 +24,7 @@ impl AppState {
         Ok(Self {
             settings: Arc::new(settings),
             db,
+            health: Arc::default(),
         })
     }
 }

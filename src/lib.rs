@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod plugins;

@@ -1,14 +1,37 @@
-//! The process-wide Prometheus registry and the metrics pincher records.
+//! The process-wide Prometheus registry and the metrics pincher records: HTTP traffic, the
+//! database pool, the build, the process, plugin calls and domain gauges read from the
+//! database at scrape time.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::db::Db;
+
+/// Version of the running binary.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Git commit the binary was built from (`unknown` outside a checkout).
+pub const GIT_SHA: &str = env!("PINCHER_GIT_SHA");
 
 /// Every metric pincher exposes.
 pub struct Metrics {
     /// The registry `/metrics` encodes.
     pub registry: Registry,
+    /// HTTP requests by method, matched route template and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency by method and matched route template.
+    pub http_request_duration: HistogramVec,
+    /// HTTP requests being served.
+    pub http_in_flight: IntGauge,
+    /// Database pool connections by state (`open`, `idle`).
+    pub db_pool_connections: IntGaugeVec,
+    /// Registered services.
+    pub services_registered: IntGauge,
     /// Calls to external systems by plugin, operation and outcome.
     pub plugin_calls: IntCounterVec,
     /// Latency of calls to external systems by plugin, operation and outcome.
@@ -18,39 +41,96 @@ pub struct Metrics {
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// Latency buckets for HTTP requests served, in seconds.
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Latency buckets for calls to remote APIs, in seconds.
 const REMOTE_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+fn defined<T>(result: prometheus::Result<T>) -> T {
+    result.unwrap_or_else(|e| unreachable!("static metric definitions are valid: {e}"))
+}
 
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
-        let plugin_calls = IntCounterVec::new(
+        let http_requests = defined(IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, matched route template and status code.",
+            ),
+            &["method", "route", "status"],
+        ));
+        let http_request_duration = defined(HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and matched route template.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["method", "route"],
+        ));
+        let http_in_flight = defined(IntGauge::new(
+            "http_requests_in_flight",
+            "HTTP requests being served.",
+        ));
+        let db_pool_connections = defined(IntGaugeVec::new(
+            Opts::new(
+                "pincher_db_pool_connections",
+                "Database pool connections by state: open (all) and idle.",
+            ),
+            &["state"],
+        ));
+        let services_registered = defined(IntGauge::new(
+            "pincher_services_registered",
+            "Services in the registry.",
+        ));
+        let plugin_calls = defined(IntCounterVec::new(
             Opts::new(
                 "pincher_plugin_calls_total",
                 "Calls to external systems by plugin, operation and outcome.",
             ),
             &["plugin", "operation", "outcome"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        let plugin_call_duration = HistogramVec::new(
+        ));
+        let plugin_call_duration = defined(HistogramVec::new(
             HistogramOpts::new(
                 "pincher_plugin_call_duration_seconds",
                 "Latency of calls to external systems by plugin, operation and outcome.",
             )
             .buckets(REMOTE_BUCKETS.to_vec()),
             &["plugin", "operation", "outcome"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        for collector in [
-            Box::new(plugin_calls.clone()) as Box<dyn prometheus::core::Collector>,
+        ));
+        let build_info = defined(IntGaugeVec::new(
+            Opts::new(
+                "pincher_build_info",
+                "Always 1; labels say which build is running.",
+            ),
+            &["version", "git_sha"],
+        ));
+        build_info.with_label_values(&[VERSION, GIT_SHA]).set(1);
+
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(http_requests.clone()),
+            Box::new(http_request_duration.clone()),
+            Box::new(http_in_flight.clone()),
+            Box::new(db_pool_connections.clone()),
+            Box::new(services_registered.clone()),
+            Box::new(plugin_calls.clone()),
             Box::new(plugin_call_duration.clone()),
-        ] {
-            registry
-                .register(collector)
-                .unwrap_or_else(|e| unreachable!("metrics are registered once: {e}"));
+            Box::new(build_info),
+            #[cfg(target_os = "linux")]
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ];
+        for collector in collectors {
+            defined(registry.register(collector));
         }
         Self {
             registry,
+            http_requests,
+            http_request_duration,
+            http_in_flight,
+            db_pool_connections,
+            services_registered,
             plugin_calls,
             plugin_call_duration,
         }
@@ -69,5 +149,40 @@ impl Metrics {
         self.plugin_call_duration
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one HTTP request served.
+    pub fn record_http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .with_label_values(&[method, route, status.to_string().as_str()])
+            .inc();
+        self.http_request_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Refreshes the gauges read from the database. A database that cannot be read leaves
+    /// the last values in place (its failure shows in `/status`).
+    pub async fn refresh(&self, db: &Db) {
+        let pool = db.pool_stats();
+        self.db_pool_connections
+            .with_label_values(&["open"])
+            .set(i64::from(pool.size));
+        self.db_pool_connections
+            .with_label_values(&["idle"])
+            .set(i64::try_from(pool.idle).unwrap_or(i64::MAX));
+        match crate::db::services::count(db).await {
+            Ok(count) => self.services_registered.set(count),
+            Err(e) => tracing::debug!(error = %e, "cannot count services for the metrics"),
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod serve;
 pub mod services;
+pub mod status;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub enum Command {
     Db(db::Opts),
     /// Manage the service registry.
     Services(Box<services::Opts>),
+    /// Check the database and every configured integration, like `/status`.
+    Status(status::Opts),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -49,6 +52,8 @@ pub enum Outcome {
     Success,
     /// Some parts failed; the rest was done and the failures were named.
     Partial,
+    /// Nothing useful was done, and the output already says why (exit 1, no extra message).
+    Failure,
 }
 
 /// Exit code of a failure (nothing useful done).
@@ -62,6 +67,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
+        Ok(Outcome::Failure) => ExitCode::from(EXIT_FAILURE),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -89,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Config(opts) => config::run(opts, &settings),
             Command::Db(opts) => db::run(opts, settings).await,
             Command::Services(opts) => services::run(*opts, settings).await,
+            Command::Status(opts) => status::run(opts, settings).await,
         }
     })
 }

@@ -45,6 +45,24 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut drain_rx = stop_tx.subscribe();
+    if let Some(metrics_address) = state.settings.metrics.listen.clone() {
+        let listener = TcpListener::bind(&metrics_address)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_address} (metrics.listen)"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+        let app = routes::metrics::standalone(state.clone());
+        let mut stop = stop_tx.subscribe();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let app = routes::router(state.clone());
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)

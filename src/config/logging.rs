@@ -34,7 +34,7 @@ pub fn init(format: LogFormat, filter: &str) {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            .with_current_span(false)
             .with_span_list(true)
             .try_init()
     } else {

@@ -55,6 +55,10 @@ pub struct Settings {
     pub chef: ChefSettings,
     /// Where backups are stored.
     pub backups: BackupSettings,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsSettings,
+    /// The health-check endpoints.
+    pub status: StatusSettings,
 }
 
 /// `[server]`: the HTTP listener and its limits.
@@ -254,6 +258,37 @@ impl Default for BackupSettings {
     }
 }
 
+/// `[metrics]`: who may scrape `/metrics`, and where.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// When set, scrapes must send `Authorization: Bearer <token>`.
+    #[serde(serialize_with = "redact_secret")]
+    pub token: Option<SecretString>,
+    /// When set (e.g. `0.0.0.0:9100`), `/metrics` is served on this address only, not on the
+    /// main listener.
+    pub listen: Option<String>,
+}
+
+/// `[status]`: how `/status` checks dependencies.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusSettings {
+    /// Longest one dependency check may take before it counts as failed.
+    pub check_timeout_ms: u64,
+    /// How long a `/status` result is reused, so probes cannot overload dependencies.
+    pub cache_ttl_ms: u64,
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        Self {
+            check_timeout_ms: 2000,
+            cache_ttl_ms: 2000,
+        }
+    }
+}
+
 /// The environment pincher reads settings from: `.env` entries overlaid by the process
 /// environment. Kept as a map so loading never mutates the process environment.
 #[derive(Debug, Clone, Default)]
@@ -385,6 +420,17 @@ impl Settings {
                 "log.level",
                 format!("expected a filter such as `info` or `pincher=debug`: {e}"),
             ));
+        }
+        if let Some(listen) = &self.metrics.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics.listen",
+                format!("expected an address such as 0.0.0.0:9100, got {listen:?}"),
+            ));
+        }
+        if self.status.check_timeout_ms == 0 {
+            return Err(invalid("status.check_timeout_ms", "expected at least 1"));
         }
         if self.aws.concurrency == 0 {
             return Err(invalid("aws.concurrency", "expected at least 1"));

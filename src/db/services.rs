@@ -124,6 +124,14 @@ pub async fn list(
     Ok(ServicePage { items, next_after })
 }
 
+/// How many services are registered.
+pub async fn count(db: &Db) -> Result<i64, DbError> {
+    let count: i64 = on_pool!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM services").fetch_one(pool).await
+    })?;
+    Ok(count)
+}
+
 /// One service by id or name.
 pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
     let row: Option<ServiceRow> = match key {

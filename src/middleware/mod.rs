@@ -1,12 +1,12 @@
-//! Middleware applied to every request: request ids, tracing spans, a request timeout and
-//! panic recovery.
+//! Middleware applied to every request: request ids, a tracing span per request, one access
+//! log line and the HTTP metrics per request, a request timeout and panic recovery.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderName;
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,20 +16,36 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
+use crate::metrics::METRICS;
 use crate::routes::error::ApiError;
 
 /// Header carrying the request id, taken from the client or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Route label of requests that matched no route (bounded, unlike raw paths).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The matched route template of a request, passed from the router to the access log.
+#[derive(Debug, Clone)]
+struct RouteTemplate(String);
+
 /// Wraps `routes` in the middleware stack.
 pub fn apply(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     routes
+        .route_layer(from_fn(remember_route))
         .layer(from_fn_with_state(timeout, request_timeout))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(())
+                        .on_failure(()),
+                )
+                .layer(from_fn(observe_request))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal("handler panicked".into()).into_response()
@@ -43,12 +59,57 @@ fn request_span(request: &Request) -> tracing::Span {
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %request.method(),
-        path = %request.uri().path(),
-    )
+    tracing::info_span!("request", request_id = %request_id)
+}
+
+async fn remember_route(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}
+
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        METRICS.http_in_flight.inc();
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        METRICS.http_in_flight.dec();
+    }
+}
+
+async fn observe_request(request: Request, next: Next) -> Response {
+    let _in_flight = InFlight::enter();
+    let started = Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or(UNMATCHED_ROUTE, |r| r.0.as_str());
+    let status = response.status().as_u16();
+    METRICS.record_http_request(method.as_str(), route, status, elapsed);
+    tracing::info!(
+        target: "pincher::access",
+        method = %method,
+        route,
+        status,
+        latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        "request"
+    );
+    response
 }
 
 async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {

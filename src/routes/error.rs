@@ -21,6 +21,9 @@ pub enum ApiError {
         /// The parameters at fault, if any.
         errors: Vec<FieldError>,
     },
+    /// Credentials are missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -74,6 +77,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

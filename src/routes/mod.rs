@@ -3,7 +3,9 @@
 pub mod error;
 pub mod extract;
 pub mod index;
+pub mod metrics;
 pub mod services;
+pub mod status;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -15,9 +17,14 @@ use error::ApiError;
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.body_limit_bytes;
-    let routes = Router::new()
+    let mut routes = Router::new()
         .merge(index::router())
-        .merge(services::router())
+        .merge(status::router())
+        .merge(services::router());
+    if state.settings.metrics.listen.is_none() {
+        routes = routes.merge(metrics::router());
+    }
+    let routes = routes
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit));

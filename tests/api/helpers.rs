@@ -15,8 +15,10 @@ pub struct TestApp {
     pub address: String,
     /// A client without redirects or proxies.
     pub client: Client,
+    /// The application's state.
+    pub state: AppState,
     /// The database, dropped (PostgreSQL) when the test ends.
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
 }
 
 fn init_tracing() {
@@ -35,19 +37,32 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts the app on `backend` after `configure` adjusts the settings.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
-    init_tracing();
     let database = TestDatabase::create(backend).await;
+    let url = database.url.clone();
+    let mut app = spawn_app_unmigrated(&url, configure).await;
+    app.state
+        .db
+        .migrate()
+        .await
+        .expect("migrate the test database");
+    app._database = Some(database);
+    app
+}
+
+/// Starts the app on the database at `url` as it is: not created, not migrated (it may be
+/// unreachable).
+pub async fn spawn_app_unmigrated(url: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_tracing();
     let mut settings = Settings::default();
-    settings.database.url = DatabaseUrl::new(database.url.clone());
+    settings.database.url = DatabaseUrl::new(url);
     settings.server.port = 0;
     configure(&mut settings);
     let state = AppState::new(settings).expect("build the app state");
-    state.db.migrate().await.expect("migrate the test database");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a free port");
     let address = format!("http://{}", listener.local_addr().expect("local address"));
-    let app = pincher::routes::router(state);
+    let app = pincher::routes::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -57,7 +72,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     TestApp {
         address,
         client,
-        _database: database,
+        state,
+        _database: None,
     }
 }
 

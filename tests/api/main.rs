@@ -5,4 +5,5 @@ mod support;
 
 mod helpers;
 mod index;
+mod observability;
 mod services;

@@ -125,3 +125,37 @@ async fn an_unreachable_database_fails_with_its_redacted_url() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("s3cret-pw"), "{err}");
 }
+
+#[tokio::test]
+async fn status_exits_0_when_healthy_and_1_when_the_database_is_down() {
+    let env = CliEnv::new(crate::support::database::Backend::Sqlite).await;
+    let health = env.json(&["status"]);
+    assert_eq!(health["status"], "pass");
+    assert_eq!(
+        health["checks"]["database:responseTime"][0]["status"],
+        "pass"
+    );
+    let table = env.ok(&["status"]);
+    assert!(
+        table.contains("database:responseTime") && table.contains("pass"),
+        "{table}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = crate::cli::pincher(dir.path())
+        .env(
+            "PINCHER_DATABASE__URL",
+            "postgres://postgres@127.0.0.1:1/pincher",
+        )
+        .env("PINCHER_DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .args(["status", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let health: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(health["status"], "fail");
+    assert_eq!(
+        health["checks"]["database:responseTime"][0]["status"],
+        "fail"
+    );
+}
