@@ -52,7 +52,10 @@ async fn show(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let url = args.next().ok_or("usage: bare_axum SQLITE_URL PORT")?;
-    let port: u16 = args.next().ok_or("usage: bare_axum SQLITE_URL PORT")?.parse()?;
+    let port: u16 = args
+        .next()
+        .ok_or("usage: bare_axum SQLITE_URL PORT")?
+        .parse()?;
     let options = SqliteConnectOptions::from_str(&url)?.journal_mode(SqliteJournalMode::Wal);
     let pool = SqlitePoolOptions::new()
         .max_connections(10)

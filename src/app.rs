@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::db::{Db, DbError};
 use crate::health::HealthCache;
+use crate::middleware::auth::TokenCache;
 
 /// Settings and shared clients, built once and cheap to clone.
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub struct AppState {
     pub db: Db,
     /// The last `/status` result.
     pub health: Arc<HealthCache>,
+    /// Recently verified API tokens.
+    pub tokens: Arc<TokenCache>,
 }
 
 impl AppState {
@@ -25,6 +28,7 @@ impl AppState {
             settings: Arc::new(settings),
             db,
             health: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub db_pool_connections: IntGaugeVec,
     /// Registered services.
     pub services_registered: IntGauge,
+    /// Requests refused by authentication, by reason.
+    pub auth_failures: IntCounterVec,
     /// Calls to external systems by plugin, operation and outcome.
     pub plugin_calls: IntCounterVec,
     /// Latency of calls to external systems by plugin, operation and outcome.
@@ -85,6 +87,13 @@ impl Metrics {
             "pincher_services_registered",
             "Services in the registry.",
         ));
+        let auth_failures = defined(IntCounterVec::new(
+            Opts::new(
+                "pincher_auth_failures_total",
+                "Requests refused by authentication, by reason: missing, invalid or scope.",
+            ),
+            &["reason"],
+        ));
         let plugin_calls = defined(IntCounterVec::new(
             Opts::new(
                 "pincher_plugin_calls_total",
@@ -115,6 +124,7 @@ impl Metrics {
             Box::new(http_in_flight.clone()),
             Box::new(db_pool_connections.clone()),
             Box::new(services_registered.clone()),
+            Box::new(auth_failures.clone()),
             Box::new(plugin_calls.clone()),
             Box::new(plugin_call_duration.clone()),
             Box::new(build_info),
@@ -131,6 +141,7 @@ impl Metrics {
             http_in_flight,
             db_pool_connections,
             services_registered,
+            auth_failures,
             plugin_calls,
             plugin_call_duration,
         }

@@ -6,6 +6,7 @@ pub mod db;
 pub mod serve;
 pub mod services;
 pub mod status;
+pub mod tokens;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub enum Command {
     Services(Box<services::Opts>),
     /// Check the database and every configured integration, like `/status`.
     Status(status::Opts),
+    /// Manage API tokens.
+    Tokens(tokens::Opts),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -96,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Db(opts) => db::run(opts, settings).await,
             Command::Services(opts) => services::run(*opts, settings).await,
             Command::Status(opts) => status::run(opts, settings).await,
+            Command::Tokens(opts) => tokens::run(opts, settings).await,
         }
     })
 }

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::Outcome;
 use crate::app::AppState;
-use crate::config::Settings;
+use crate::config::{AuthMode, Settings};
 use crate::routes;
 
 /// `pincher serve`
@@ -32,6 +32,25 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         settings.server.port = port;
     }
     settings.validate()?;
+    if settings.auth.mode == AuthMode::Disabled {
+        let loopback = settings.server.host == "localhost"
+            || settings
+                .server
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            anyhow::bail!(
+                "auth.mode = disabled is for local development only; refusing to serve on {} \
+                 (bind to 127.0.0.1 or enable tokens)",
+                settings.server.host
+            );
+        }
+        tracing::warn!(
+            "AUTHENTICATION IS DISABLED (auth.mode = disabled): anyone who can reach this \
+             port can read and change everything. Use it for local development only."
+        );
+    }
     let drain = Duration::from_secs(settings.server.drain_timeout_secs);
     let address = (settings.server.host.clone(), settings.server.port);
     let state = AppState::new(settings)?;

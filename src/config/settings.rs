@@ -141,17 +141,33 @@ impl Default for LogSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
-    /// Every request is accepted. For local development only.
+    /// Every endpoint but the probes, `GET /`, `/openapi.json` and `/metrics` needs a bearer
+    /// token (`pincher tokens create`).
     #[default]
+    Token,
+    /// Every request is accepted. For local development only; `serve` refuses it on a
+    /// non-loopback address.
     Disabled,
 }
 
 /// `[auth]`: API authentication.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The authentication mode.
     pub mode: AuthMode,
+    /// How long a verified token is trusted before it is checked against the database
+    /// again; a token revoked on another replica stops working within this time.
+    pub token_cache_ttl_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Token,
+            token_cache_ttl_secs: 10,
+        }
+    }
 }
 
 /// `[aws]`: how the AWS plugins reach AWS. Credentials come from the standard chain.

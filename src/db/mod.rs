@@ -2,6 +2,7 @@
 //! both, and the repositories that own every SQL statement.
 
 pub mod services;
+pub mod tokens;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -46,6 +47,9 @@ pub enum DbError {
     /// The database URL cannot be parsed.
     #[error("invalid database URL: {0}")]
     Url(#[source] sqlx::Error),
+    /// A stored value is not one pincher writes.
+    #[error("unexpected stored value: {0}")]
+    Corrupt(String),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -2,6 +2,7 @@
 //! parsed once at the edge, so the rest of the code can trust them.
 
 pub mod service;
+pub mod token;
 
 /// One rejected field of an input document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -15,6 +15,8 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub mod auth;
+
 use crate::app::AppState;
 use crate::metrics::METRICS;
 use crate::routes::error::ApiError;
@@ -34,6 +36,7 @@ pub fn apply(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     routes
         .route_layer(from_fn(remember_route))
+        .layer(from_fn_with_state(state.clone(), auth::require_token))
         .layer(from_fn_with_state(timeout, request_timeout))
         .layer(
             ServiceBuilder::new()
@@ -59,7 +62,7 @@ fn request_span(request: &Request) -> tracing::Span {
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!("request", request_id = %request_id)
+    tracing::info_span!("request", request_id = %request_id, token = tracing::field::Empty)
 }
 
 async fn remember_route(request: Request, next: Next) -> Response {

@@ -6,6 +6,7 @@ pub mod index;
 pub mod metrics;
 pub mod services;
 pub mod status;
+pub mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -20,7 +21,8 @@ pub fn router(state: AppState) -> Router {
     let mut routes = Router::new()
         .merge(index::router())
         .merge(status::router())
-        .merge(services::router());
+        .merge(services::router())
+        .merge(tokens::router());
     if state.settings.metrics.listen.is_none() {
         routes = routes.merge(metrics::router());
     }

@@ -4,6 +4,7 @@ use std::sync::Once;
 
 use pincher::app::AppState;
 use pincher::config::{DatabaseUrl, Settings};
+use pincher::domain::token::Scope;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::Value;
 
@@ -17,6 +18,8 @@ pub struct TestApp {
     pub client: Client,
     /// The application's state.
     pub state: AppState,
+    /// The admin token `client` sends (empty for an unmigrated app).
+    pub token: String,
     /// The database, dropped (PostgreSQL) when the test ends.
     _database: Option<TestDatabase>,
 }
@@ -46,7 +49,27 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .await
         .expect("migrate the test database");
     app._database = Some(database);
+    let token = app.create_token("test-admin", Scope::Admin).await;
+    app.client = client_with_token(Some(&token));
+    app.token = token;
     app
+}
+
+/// A client without redirects or proxies, sending `token` on every request if given.
+pub fn client_with_token(token: Option<&str>) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .expect("build a client")
 }
 
 /// Starts the app on the database at `url` as it is: not created, not migrated (it may be
@@ -64,15 +87,12 @@ pub async fn spawn_app_unmigrated(url: &str, configure: impl FnOnce(&mut Setting
     let address = format!("http://{}", listener.local_addr().expect("local address"));
     let app = pincher::routes::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .expect("build a client");
+    let client = client_with_token(None);
     TestApp {
         address,
         client,
         state,
+        token: String::new(),
         _database: None,
     }
 }
@@ -82,6 +102,20 @@ impl TestApp {
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.address))
+    }
+
+    /// Creates a token in the app's database and returns its secret.
+    pub async fn create_token(&self, name: &str, scope: Scope) -> String {
+        let new = pincher::domain::token::generate().expect("randomness");
+        pincher::db::tokens::create(&self.state.db, name, scope, &new.hash, &new.prefix)
+            .await
+            .expect("store the token");
+        new.expose().to_owned()
+    }
+
+    /// A request to `path` without the default token.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        client_with_token(None).request(method, format!("{}{path}", self.address))
     }
 
     /// `GET path`.

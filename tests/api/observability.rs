@@ -187,7 +187,12 @@ async fn a_database_that_is_down_fails_status_and_readiness_but_not_liveness() {
     assert_eq!(ready.status(), 503);
     let ready_text = ready.text().await.expect("text");
 
-    let response = app.get("/services").await;
+    let response = app
+        .request(Method::GET, "/services")
+        .bearer_auth("pincher_any-token-needs-the-database")
+        .send()
+        .await
+        .expect("send");
     let problem = assert_problem(response, 503).await;
     let metrics = app.get("/metrics").await.text().await.expect("text");
 

@@ -42,6 +42,35 @@ fn start_logged(dir: &std::path::Path) -> (Child, String, Lines) {
     (child, address, lines)
 }
 
+/// Creates an admin token with the CLI in `dir`'s default database.
+fn create_token(dir: &std::path::Path) -> String {
+    let output = pincher(dir)
+        .args(["tokens", "create", "--name", "test", "--scope", "admin"])
+        .output()
+        .expect("run pincher tokens create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+fn client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 fn sigterm(child: &Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -53,8 +82,9 @@ fn sigterm(child: &Child) {
 #[tokio::test]
 async fn serve_runs_with_no_configuration_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let token = create_token(dir.path());
     let (mut child, address) = start(dir.path());
-    let client = reqwest::Client::new();
+    let client = client(&token);
     let response = client
         .post(format!("http://{address}/services"))
         .json(&serde_json::json!({"name": "zero-setup", "owner": "me"}))
@@ -98,8 +128,9 @@ async fn serve_runs_with_no_configuration_and_stops_on_sigterm() {
 #[tokio::test]
 async fn every_request_gets_one_access_log_line_with_its_request_id() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let token = create_token(dir.path());
     let (mut child, address, lines) = start_logged(dir.path());
-    let client = reqwest::Client::new();
+    let client = client(&token);
     let response = client
         .get(format!("http://{address}/services/nope"))
         .header("x-request-id", "req-abc-123")

@@ -159,3 +159,46 @@ async fn status_exits_0_when_healthy_and_1_when_the_database_is_down() {
         "fail"
     );
 }
+
+both_backends! {
+    async fn tokens_are_created_once_listed_without_secrets_and_revoked(backend) {
+        let env = CliEnv::new(backend).await;
+        let output = env.run(&["tokens", "create", "--name", "deploy-bot", "--scope", "write"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let secret = String::from_utf8(output.stdout.clone()).expect("utf-8").trim().to_owned();
+        assert!(secret.starts_with("pincher_") && secret.len() > 40, "{secret}");
+        assert!(stderr(&output).contains("shown only now"));
+
+        let listed = env.json(&["tokens", "list"]);
+        assert_eq!(listed[0]["name"], "deploy-bot");
+        assert_eq!(listed[0]["scope"], "write");
+        assert_eq!(listed[0]["revoked_at"], serde_json::Value::Null);
+        let text = env.ok(&["tokens", "list"]);
+        assert!(!text.contains(&secret) && text.contains("deploy-bot"), "{text}");
+
+        let duplicate = env.run(&["tokens", "create", "--name", "deploy-bot", "--scope", "read"]);
+        assert_eq!(duplicate.status.code(), Some(1));
+        assert!(stderr(&duplicate).contains("already exists"));
+        assert_eq!(env.run(&["tokens", "create", "--name", "x", "--scope", "root"]).status.code(), Some(2));
+
+        assert!(env.ok(&["tokens", "revoke", "deploy-bot"]).contains("revoked"));
+        assert!(env.json(&["tokens", "list"])[0]["revoked_at"].is_string());
+        assert_eq!(env.run(&["tokens", "revoke", "nope"]).status.code(), Some(1));
+    }
+}
+
+#[test]
+fn serve_refuses_disabled_auth_on_a_public_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = crate::cli::pincher(dir.path())
+        .env("PINCHER_AUTH__MODE", "disabled")
+        .args(["serve", "--host", "0.0.0.0", "--port", "0"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("auth.mode = disabled"),
+        "{}",
+        stderr(&output)
+    );
+}

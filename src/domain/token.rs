@@ -1,0 +1,138 @@
+//! API tokens: high-entropy bearer secrets with a scope. Only their SHA-256 hash is stored.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Prefix of every token, so leaked tokens are easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "pincher_";
+
+/// What a token may do. Each scope includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[derive(clap::ValueEnum)]
+pub enum Scope {
+    /// Read any resource.
+    Read,
+    /// Read, create, change and delete resources.
+    Write,
+    /// Everything, including managing tokens.
+    Admin,
+}
+
+impl Scope {
+    /// Parses `read`, `write` or `admin`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Self::Read),
+            "write" => Ok(Self::Write),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!(
+                "unknown scope {other:?}; expected read, write or admin"
+            )),
+        }
+    }
+
+    /// The scope's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored token (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Identifier.
+    pub id: Uuid,
+    /// Unique name, saying who or what uses it.
+    pub name: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// The first characters of the token, to recognise it.
+    pub prefix: String,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was revoked, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A newly generated token: the secret (shown once) and what is stored of it.
+pub struct NewToken {
+    /// The bearer token itself.
+    pub secret: SecretString,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// The token's recognisable start.
+    pub prefix: String,
+}
+
+/// Generates a token with 256 bits of randomness.
+pub fn generate() -> Result<NewToken, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash(&token);
+    let prefix = token[..TOKEN_PREFIX.len() + 6].to_owned();
+    Ok(NewToken {
+        secret: SecretString::from(token),
+        hash,
+        prefix,
+    })
+}
+
+/// SHA-256 of a presented token, hex. Tokens are 256-bit random, so an unsalted fast hash
+/// is as strong as a salted slow one here, and lets the database find the token by hash.
+pub fn hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl NewToken {
+    /// The token text.
+    pub fn expose(&self) -> &str {
+        self.secret.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_prefixed_and_hashed() -> Result<(), getrandom::Error> {
+        let a = generate()?;
+        let b = generate()?;
+        assert_ne!(a.expose(), b.expose());
+        assert!(a.expose().starts_with(TOKEN_PREFIX));
+        assert_eq!(a.expose().len(), TOKEN_PREFIX.len() + 43);
+        assert_eq!(a.hash, hash(a.expose()));
+        assert_eq!(a.hash.len(), 64);
+        assert!(a.expose().starts_with(&a.prefix));
+        Ok(())
+    }
+
+    #[test]
+    fn scopes_are_ordered() {
+        assert!(Scope::Admin > Scope::Write && Scope::Write > Scope::Read);
+        assert_eq!(Scope::parse("write"), Ok(Scope::Write));
+        assert!(Scope::parse("root").is_err());
+    }
+}
