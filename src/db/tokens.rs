@@ -23,7 +23,7 @@ impl TryFrom<TokenRow> for ApiToken {
         Ok(Self {
             id: row.id,
             name: row.name,
-            scope: Scope::parse(&row.scope).map_err(|m| DbError::Corrupt(m))?,
+            scope: Scope::parse(&row.scope).map_err(DbError::Corrupt)?,
             prefix: row.prefix,
             created_at: row.created_at,
             revoked_at: row.revoked_at,

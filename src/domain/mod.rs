@@ -5,7 +5,7 @@ pub mod service;
 pub mod token;
 
 /// One rejected field of an input document.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON path of the field, e.g. `tags.team` or `links.repo`.
     pub field: String,

@@ -84,7 +84,7 @@ pub struct ServiceSpec {
 }
 
 /// A stored service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Service {
     /// Stable identifier.
     pub id: Uuid,
@@ -101,6 +101,7 @@ pub struct Service {
     /// Named links.
     pub links: BTreeMap<String, String>,
     /// Free-form JSON object.
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// Creation time (UTC).
     #[serde(with = "time::serde::rfc3339")]
@@ -110,6 +111,7 @@ pub struct Service {
     pub updated_at: OffsetDateTime,
     /// Revision, bumped by every write; the basis of the ETag.
     #[serde(skip)]
+    #[schema(ignore)]
     pub revision: i64,
 }
 

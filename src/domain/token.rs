@@ -14,9 +14,21 @@ use uuid::Uuid;
 pub const TOKEN_PREFIX: &str = "pincher_";
 
 /// What a token may do. Each scope includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
-#[derive(clap::ValueEnum)]
 pub enum Scope {
     /// Read any resource.
     Read,
@@ -56,7 +68,7 @@ impl fmt::Display for Scope {
 }
 
 /// A stored token (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiToken {
     /// Identifier.
     pub id: Uuid,

@@ -56,15 +56,21 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// A problem document (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A URI reference naming the kind of problem, e.g. `/problems/validation`.
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
+    pub kind: &'a str,
+    /// Short summary of the kind of problem.
+    pub title: &'a str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The fields or parameters at fault (400 and 422 only).
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    pub errors: &'a [FieldError],
 }
 
 impl ApiError {

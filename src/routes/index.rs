@@ -1,23 +1,33 @@
 //! `GET /`: a JSON index of the API.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(index))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(index))
 }
 
+/// Links to the parts of the API.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "meta",
+    responses((status = 200, description = "Name, version and links to the API", body = Object))
+)]
 async fn index(State(state): State<AppState>) -> Json<Value> {
     let mut links = json!({
         "services": "/services",
+        "tokens": "/tokens",
         "status": "/status",
         "live": "/status/live",
         "ready": "/status/ready",
+        "openapi": "/openapi.json",
     });
     if state.settings.metrics.listen.is_none() {
         links["metrics"] = json!("/metrics");

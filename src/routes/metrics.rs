@@ -1,12 +1,13 @@
 //! `/metrics`: the Prometheus text exposition, optionally behind a bearer token.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::{Extension, Router};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::metrics::METRICS;
@@ -15,16 +16,42 @@ use crate::metrics::METRICS;
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
+
+/// Marks the listener of `metrics.listen`.
+#[derive(Debug, Clone, Copy)]
+struct OwnListener;
 
 /// A router serving only `/metrics`, for a separate listen address.
-pub fn standalone(state: AppState) -> axum::Router {
-    router().with_state(state)
+pub fn standalone(state: AppState) -> Router {
+    let routes: Router<AppState> = router().split_for_parts().0;
+    routes.layer(Extension(OwnListener)).with_state(state)
 }
 
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Every metric", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "metrics.token is set and the request did not send it", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "metrics.listen moved /metrics to its own address", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
+async fn metrics(
+    State(state): State<AppState>,
+    own_listener: Option<Extension<OwnListener>>,
+    headers: HeaderMap,
+) -> Response {
+    if state.settings.metrics.listen.is_some() && own_listener.is_none() {
+        return crate::routes::error::ApiError::NotFound(
+            "/metrics is served on its own address (metrics.listen)".into(),
+        )
+        .into_response();
+    }
     if let Some(token) = &state.settings.metrics.token {
         let presented = headers
             .get(header::AUTHORIZATION)

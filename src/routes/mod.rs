@@ -4,6 +4,7 @@ pub mod error;
 pub mod extract;
 pub mod index;
 pub mod metrics;
+pub mod openapi;
 pub mod services;
 pub mod status;
 pub mod tokens;
@@ -18,14 +19,7 @@ use error::ApiError;
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.body_limit_bytes;
-    let mut routes = Router::new()
-        .merge(index::router())
-        .merge(status::router())
-        .merge(services::router())
-        .merge(tokens::router());
-    if state.settings.metrics.listen.is_none() {
-        routes = routes.merge(metrics::router());
-    }
+    let routes: Router<AppState> = openapi::api().split_for_parts().0;
     let routes = routes
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,13 +1,14 @@
 //! `/services`: the registry of services, with paging, filters and optimistic concurrency.
 
+use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{IfMatch, JsonBody};
@@ -21,17 +22,58 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/services", get(list).post(create))
-        .route(
-            "/services/{key}",
-            get(show).put(replace).patch(patch).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, replace, patch, remove))
+}
+
+/// The writable fields of a service (the body of POST and PUT). Read-only fields sent back
+/// from a fetched document are ignored; any other field is rejected.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "documents the request body, which is parsed by ServiceSpec"
+)]
+pub struct ServiceWrite {
+    /// Unique lowercase slug.
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )]
+    name: String,
+    /// Human-friendly name.
+    #[schema(max_length = 256)]
+    display_name: Option<String>,
+    /// What the service does.
+    #[schema(max_length = 4096)]
+    description: Option<String>,
+    /// Owning team.
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    owner: String,
+    /// Cost-allocation tags (at most 50; keys 1–128 characters not starting with `aws:`,
+    /// values at most 256).
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    /// Named http(s) links; names 1–32 of `[a-z0-9_-]`.
+    links: Option<std::collections::BTreeMap<String, String>>,
+    /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Ignored (read-only).
+    #[schema(read_only)]
+    id: Option<uuid::Uuid>,
+    /// Ignored (read-only).
+    #[schema(read_only)]
+    created_at: Option<String>,
+    /// Ignored (read-only).
+    #[schema(read_only)]
+    updated_at: Option<String>,
 }
 
 /// A page of services.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceList {
     /// Services in name order.
     pub items: Vec<Service>,
@@ -115,6 +157,27 @@ impl ListQuery {
     }
 }
 
+/// Lists services in name order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/services",
+    tag = "services",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "Opaque position from a previous page's `next`"),
+        ("owner" = Option<String>, Query, description = "Only services of this owner"),
+        ("tag" = Option<Vec<String>>, Query, description = "key:value; repeatable; all must match", style = Form, explode),
+        ("q" = Option<String>, Query, description = "Name prefix")
+    ),
+    responses(
+        (status = 200, description = "A page of services; `next` is also sent as a Link header", body = ServiceList),
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
@@ -162,6 +225,25 @@ fn check_precondition(headers: &HeaderMap, current: &Service) -> Result<(), ApiE
     }
 }
 
+/// Registers a service.
+#[utoipa::path(
+    post,
+    path = "/services",
+    tag = "services",
+    security(("bearer" = [])),
+    request_body(content = ServiceWrite, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; Location and ETag headers are set", body = Service),
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, each named", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -178,6 +260,21 @@ async fn create(
     Ok(response)
 }
 
+/// One service by id or name.
+#[utoipa::path(
+    get,
+    path = "/services/{key}",
+    tag = "services",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "Service id (UUID) or name")),
+    responses(
+        (status = 200, description = "The service, with its ETag", body = Service),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all, fields(service = %key))]
 async fn show(
     State(state): State<AppState>,
@@ -187,6 +284,28 @@ async fn show(
     Ok(with_etag(StatusCode::OK, service))
 }
 
+/// Replaces every writable field of a service.
+#[utoipa::path(
+    put,
+    path = "/services/{key}",
+    tag = "services",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "Service id (UUID) or name"), ("If-Match" = Option<String>, Header, description = "Entity tag(s) the service must have, or *")),
+    request_body(content = ServiceWrite, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The service as stored, with its new ETag", body = Service),
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, each named", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all, fields(service = %key))]
 async fn replace(
     State(state): State<AppState>,
@@ -201,6 +320,28 @@ async fn replace(
     Ok(with_etag(StatusCode::OK, service))
 }
 
+/// Changes a service with a JSON Merge Patch (RFC 7396).
+#[utoipa::path(
+    patch,
+    path = "/services/{key}",
+    tag = "services",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "Service id (UUID) or name"), ("If-Match" = Option<String>, Header, description = "Entity tag(s) the service must have, or *")),
+    request_body(content = Object, content_type = "application/merge-patch+json", description = "Fields to change; null removes"),
+    responses(
+        (status = 200, description = "The service as stored, with its new ETag", body = Service),
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, each named", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all, fields(service = %key))]
 async fn patch(
     State(state): State<AppState>,
@@ -215,6 +356,24 @@ async fn patch(
     Ok(with_etag(StatusCode::OK, service))
 }
 
+/// Deletes a service.
+#[utoipa::path(
+    delete,
+    path = "/services/{key}",
+    tag = "services",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "Service id (UUID) or name"), ("If-Match" = Option<String>, Header, description = "Entity tag(s) the service must have, or *")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all, fields(service = %key))]
 async fn remove(
     State(state): State<AppState>,

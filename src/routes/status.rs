@@ -1,22 +1,23 @@
 //! `/status`, `/status/live` and `/status/ready`: health probes for load balancers and
 //! Kubernetes, in the health-check response format.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::health::{HEALTH_JSON, Health, HealthStatus};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/status", get(status))
-        .route("/status/live", get(live))
-        .route("/status/ready", get(ready))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
 fn health_response(code: StatusCode, body: serde_json::Value) -> Response {
@@ -33,6 +34,15 @@ fn health_response(code: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// Every dependency: 200 for pass or warn, 503 for fail.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "meta",
+    responses(
+        (status = 200, description = "pass or warn", body = Object, content_type = "application/health+json"),
+        (status = 503, description = "fail: a required dependency is down", body = Object, content_type = "application/health+json")
+    )
+)]
 async fn status(State(state): State<AppState>) -> Response {
     let health: Health = state.health.get(&state).await;
     let code = if health.status == HealthStatus::Fail {
@@ -44,6 +54,12 @@ async fn status(State(state): State<AppState>) -> Response {
 }
 
 /// The process is up. Touches no dependency.
+#[utoipa::path(
+    get,
+    path = "/status/live",
+    tag = "meta",
+    responses((status = 200, description = "The process serves HTTP", body = Object, content_type = "application/health+json"))
+)]
 async fn live() -> Response {
     health_response(
         StatusCode::OK,
@@ -52,6 +68,15 @@ async fn live() -> Response {
 }
 
 /// The database is reachable and fully migrated.
+#[utoipa::path(
+    get,
+    path = "/status/ready",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Ready to serve", body = Object, content_type = "application/health+json"),
+        (status = 503, description = "Database unreachable or migrations pending", body = Object, content_type = "application/health+json")
+    )
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_millis(state.settings.status.check_timeout_ms);
     let outcome = tokio::time::timeout(timeout, state.db.is_migrated()).await;

@@ -1,12 +1,13 @@
 //! `/tokens`: API token management (admin scope).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::JsonBody;
@@ -16,14 +17,29 @@ use crate::domain::token::{self, ApiToken, Scope};
 use crate::domain::{FieldError, ValidationErrors};
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tokens", get(list).post(create))
-        .route("/tokens/{key}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+}
+
+/// The body of `POST /tokens`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "documents the request body, which is parsed by parse_request"
+)]
+pub struct TokenRequest {
+    /// Unique name saying who or what uses the token.
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    name: String,
+    /// What the token may do.
+    scope: Scope,
 }
 
 /// A token just created: its secret, shown this once, and its record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// The bearer token. It cannot be shown again.
     pub token: String,
@@ -32,6 +48,19 @@ pub struct CreatedToken {
     pub record: ApiToken,
 }
 
+/// Every token, revoked ones included (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tokens", body = Vec<ApiToken>),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApiToken>>, ApiError> {
     Ok(Json(repo::list(&state.db).await?))
 }
@@ -84,6 +113,25 @@ pub fn parse_request(body: &Value) -> Result<(String, Scope), ValidationErrors> 
     }
 }
 
+/// Creates a token; its secret is in this response only.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    request_body(content = TokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The token and its record", body = CreatedToken),
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, each named", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
@@ -102,6 +150,21 @@ async fn create(
         .into_response())
 }
 
+/// Revokes a token by id or name.
+#[utoipa::path(
+    delete,
+    path = "/tokens/{key}",
+    tag = "tokens",
+    security(("bearer" = [])),
+    params(("key" = String, Path, description = "Token id or name")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     Path(key): Path<String>,

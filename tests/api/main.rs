@@ -7,4 +7,5 @@ mod auth;
 mod helpers;
 mod index;
 mod observability;
+mod openapi;
 mod services;

@@ -1,0 +1,118 @@
+//! `/openapi.json`: every route has its entry, and every entry is a route.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+use crate::support::database::Backend;
+
+const PUBLIC: &[&str] = &[
+    "/",
+    "/openapi.json",
+    "/status",
+    "/status/live",
+    "/status/ready",
+    "/metrics",
+];
+
+async fn document() -> (crate::helpers::TestApp, Value) {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app
+        .anonymous(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let doc: Value = response.json().await.expect("json");
+    (app, doc)
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
+    let (_app, doc) = document().await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for name in [
+        "Service",
+        "ServiceList",
+        "ServiceWrite",
+        "Problem",
+        "FieldError",
+        "ApiToken",
+        "CreatedToken",
+        "TokenRequest",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "schema {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed_and_secured_as_documented() {
+    let (app, doc) = document().await;
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 10);
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let secured = operation.get("security").is_some();
+            assert_eq!(
+                secured,
+                !PUBLIC.contains(&path.as_str()),
+                "{method} {path}: security"
+            );
+            if secured {
+                assert!(
+                    operation["responses"].get("401").is_some(),
+                    "{method} {path} documents 401"
+                );
+            }
+            let concrete = path.replace("{key}", "x");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let response = app
+                .request(method.clone(), &concrete)
+                .send()
+                .await
+                .expect("send");
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            assert_ne!(status, 405, "{method} {path} is documented but not routed");
+            assert!(
+                !body.contains("no such resource"),
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+}
+
+/// Routes are registered only through `utoipa_axum::routes!`, which adds each to the document;
+/// this fails when a route is added any other way.
+#[test]
+fn no_route_is_registered_outside_the_document() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("src/routes") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if [".route(", ".route_service(", ".nest(", ".nest_service("]
+                .iter()
+                .any(|c| code.contains(c))
+            {
+                offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "routes outside OpenApiRouter::routes(routes!(…)):\n{}",
+        offenders.join("\n")
+    );
+}
