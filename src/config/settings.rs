@@ -75,6 +75,11 @@ pub struct ServerSettings {
     pub drain_timeout_secs: u64,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Largest accepted total size of the request headers, in bytes (431 above it).
+    pub header_limit_bytes: usize,
+    /// Most requests served at once; more are refused at once with 503 and `Retry-After`
+    /// rather than queued without bound.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +90,8 @@ impl Default for ServerSettings {
             request_timeout_secs: 30,
             drain_timeout_secs: 30,
             body_limit_bytes: 1024 * 1024,
+            header_limit_bytes: 16 * 1024,
+            max_concurrent_requests: 512,
         }
     }
 }
@@ -209,7 +216,9 @@ pub struct OpsManagerSettings {
     /// Private API key (the digest password).
     #[serde(serialize_with = "redact_secret")]
     pub private_key: Option<SecretString>,
-    /// Groups (projects) backed up when none are named on the command line.
+    /// Groups (projects) backed up when none are named on the command line; a list in TOML,
+    /// comma-separated in the environment.
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub group_ids: Vec<String>,
     /// Timeout of one API call.
     pub timeout_secs: u64,
@@ -305,6 +314,28 @@ impl Default for StatusSettings {
     }
 }
 
+/// Reads a list from a sequence (TOML) or a comma-separated string (environment variables,
+/// whose values are kept as text so numeric-looking strings are never reinterpreted).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(items) => items,
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
 /// The environment pincher reads settings from: `.env` entries overlaid by the process
 /// environment. Kept as a map so loading never mutates the process environment.
 #[derive(Debug, Clone, Default)]
@@ -375,9 +406,6 @@ impl Settings {
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("_")
                 .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("opsmanager.group_ids")
-                .try_parsing(true)
                 .source(Some(env.settings_vars())),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -407,6 +435,18 @@ impl Settings {
             return Err(invalid(
                 "server.request_timeout_secs",
                 "expected at least 1",
+            ));
+        }
+        if self.server.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "server.max_concurrent_requests",
+                "expected at least 1",
+            ));
+        }
+        if self.server.header_limit_bytes < 1024 {
+            return Err(invalid(
+                "server.header_limit_bytes",
+                "expected at least 1024",
             ));
         }
         if self.server.body_limit_bytes == 0 {
@@ -511,6 +551,19 @@ mod tests {
         let settings = Settings::load(Some(&file), &env)?;
         assert_eq!(settings.server.port, 7001);
         assert_eq!(settings.server.host, "0.0.0.0");
+        Ok(())
+    }
+
+    #[test]
+    fn numeric_looking_strings_stay_strings() -> Result<(), SettingsError> {
+        let settings = load(&[
+            ("PINCHER_CHEF__SIGN_VERSION", "1.0"),
+            ("PINCHER_CHEF__CLIENT_NAME", "007"),
+            ("PINCHER_DATABASE__MIGRATE_ON_START", "false"),
+        ])?;
+        assert_eq!(settings.chef.sign_version, "1.0");
+        assert_eq!(settings.chef.client_name.as_deref(), Some("007"));
+        assert!(!settings.database.migrate_on_start);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
@@ -32,28 +33,41 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 struct RouteTemplate(String);
 
 /// Wraps `routes` in the middleware stack.
-pub fn apply(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+///
+/// Per-route layers (route template, authentication, timeout) wrap each route; the rest wraps
+/// the whole router once, so the concurrency limit is one limit for the whole service.
+pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
-    routes
+    let header_limit = state.settings.server.header_limit_bytes;
+    let max_concurrent = state.settings.server.max_concurrent_requests;
+    let routes = routes
         .route_layer(from_fn(remember_route))
         .layer(from_fn_with_state(state.clone(), auth::require_token))
         .layer(from_fn_with_state(timeout, request_timeout))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_request(())
-                        .on_response(())
-                        .on_failure(()),
-                )
-                .layer(from_fn(observe_request))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(CatchPanicLayer::custom(|_| {
-                    ApiError::Internal("handler panicked".into()).into_response()
-                })),
-        )
+        .with_state(state);
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_response(())
+                    .on_failure(()),
+            )
+            .layer(from_fn(observe_request))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                ApiError::Overloaded.into_response()
+            }))
+            .load_shed()
+            .concurrency_limit(max_concurrent)
+            .layer(from_fn_with_state(header_limit, limit_headers))
+            .layer(CatchPanicLayer::custom(|_| {
+                ApiError::Internal("handler panicked".into()).into_response()
+            }))
+            .service(routes),
+    )
 }
 
 fn request_span(request: &Request) -> tracing::Span {
@@ -113,6 +127,18 @@ async fn observe_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+async fn limit_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > limit {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The body is over the configured limit.
     #[error("request body is larger than the limit")]
     PayloadTooLarge,
+    /// The request headers are over the configured limit.
+    #[error("the request headers are larger than the limit")]
+    HeadersTooLarge,
     /// The body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -51,6 +54,9 @@ pub enum ApiError {
     /// A dependency (the database) is unavailable, or the request ran out of time.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many requests are being served; retry shortly.
+    #[error("the server is at its concurrency limit; retry shortly")]
+    Overloaded,
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -105,6 +111,11 @@ impl ApiError {
                 "payload-too-large",
                 "Payload too large",
             ),
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+            ),
             Self::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -114,6 +125,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
                 "Invalid request body",
+            ),
+            Self::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -24,5 +24,5 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit));
-    middleware::apply(routes, &state).with_state(state)
+    middleware::apply(routes, state)
 }

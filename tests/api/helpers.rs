@@ -113,6 +113,14 @@ impl TestApp {
         new.expose().to_owned()
     }
 
+    /// The SQLite file of the app, when it runs on SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._database
+            .as_ref()
+            .filter(|d| d.url.starts_with("sqlite:"))
+            .map(|d| d.dir.path().join("pincher.db"))
+    }
+
     /// A request to `path` without the default token.
     pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
         client_with_token(None).request(method, format!("{}{path}", self.address))

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod helpers;
 mod index;
+mod limits;
 mod observability;
 mod openapi;
 mod services;

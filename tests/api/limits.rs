@@ -1,0 +1,150 @@
+//! Limits that keep the service answering: header size, concurrency, and a locked SQLite file.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::support::database::Backend;
+
+both_backends! {
+    async fn oversized_headers_are_431(backend) {
+        let app = spawn_app(backend).await;
+        let response = app
+            .request(Method::GET, "/services")
+            .header("x-padding", "p".repeat(20 * 1024))
+            .send()
+            .await
+            .expect("send");
+        assert_problem(response, 431).await;
+        let response = app
+            .request(Method::GET, "/services")
+            .header("x-padding", "p".repeat(8 * 1024))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// Another process holding an exclusive lock on the SQLite file until dropped.
+struct SqliteLock(Child);
+
+impl SqliteLock {
+    fn take(path: &std::path::Path) -> Self {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                 c.execute('BEGIN EXCLUSIVE')\n\
+                 print('locked', flush=True)\n\
+                 sys.stdin.read()\n",
+            ])
+            .arg(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed to lock the SQLite file");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line.trim(), "locked");
+        Self(child)
+    }
+}
+
+impl Drop for SqliteLock {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.0.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_file_makes_writes_wait_then_503() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.database.busy_timeout_ms = 700).await;
+    let file = app.sqlite_file().expect("sqlite");
+    let lock = SqliteLock::take(&file);
+
+    let started = Instant::now();
+    let response = app
+        .create_service(&json!({"name": "blocked", "owner": "t"}))
+        .await;
+    let waited = started.elapsed();
+    let problem = assert_problem(response, 503).await;
+    assert!(
+        waited >= Duration::from_millis(650),
+        "waited only {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("database")
+    );
+
+    drop(lock);
+    let response = app
+        .create_service(&json!({"name": "after", "owner": "t"}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = app.get("/services").await.json().await.expect("json");
+    let names: Vec<_> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![json!("after")],
+        "the refused write left nothing behind"
+    );
+}
+
+#[tokio::test]
+async fn a_saturated_server_answers_503_with_retry_after_instead_of_queueing() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database.busy_timeout_ms = 2000;
+        s.server.max_concurrent_requests = 2;
+    })
+    .await;
+    let file = app.sqlite_file().expect("sqlite");
+    let lock = SqliteLock::take(&file);
+    let blocked: Vec<_> = (0..2)
+        .map(|i| {
+            tokio::spawn(
+                app.request(Method::POST, "/services")
+                    .json(&json!({"name": format!("slow-{i}"), "owner": "t"}))
+                    .send(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let response = app.get("/services").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "refused at once, not queued"
+    );
+    assert_eq!(response.headers()["retry-after"], "1");
+    let problem = assert_problem(response, 503).await;
+    assert_eq!(problem["type"], "/problems/overloaded");
+
+    drop(lock);
+    for task in blocked {
+        let status = task.await.expect("join").expect("send").status().as_u16();
+        assert!(status == 201 || status == 503, "{status}");
+    }
+    assert_eq!(app.get("/services").await.status(), 200, "capacity is back");
+}
