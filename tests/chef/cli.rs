@@ -1,0 +1,1 @@
+//! `pincher chef …` run as a user would, against goiardi.
