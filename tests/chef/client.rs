@@ -5,7 +5,7 @@ use pincher::plugins::chef::{ChefError, ClientKey, SignVersion};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::support::chef::{ChefPeer, unique};
+use crate::support::chef::{ChefPeer, eventually, unique};
 
 /// A valid RSA key that goiardi has never seen (mixlib-authentication's spec key).
 pub const UNKNOWN_KEY: &str = include_str!("unknown_key.pem");
@@ -144,11 +144,15 @@ async fn nodes_are_listed_by_environment_with_their_ec2_facts() {
         .expect("create a node");
     }
 
-    let nodes = list_nodes(&client, Some(&environment))
-        .await
-        .expect("list the environment's nodes");
     let mut expected: Vec<&str> = names.iter().map(String::as_str).collect();
     expected.sort_unstable();
+    let nodes = eventually("both nodes to be indexed", || async {
+        let nodes = list_nodes(&client, Some(&environment))
+            .await
+            .expect("list the environment's nodes");
+        (nodes.len() >= expected.len()).then_some(nodes)
+    })
+    .await;
     assert_eq!(
         nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
         expected

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::support::chef::{ChefPeer, unique};
+use crate::support::chef::{ChefPeer, eventually, unique};
 
 /// Creates `count` nodes tagged with `batch` (normal attribute `pincher_batch`), 16 at once.
 pub async fn create_batch(client: &ChefClient, prefix: &str, batch: &str, count: usize) {
@@ -43,6 +43,17 @@ pub async fn delete_batch(client: &ChefClient, prefix: &str, count: usize) {
     .await;
 }
 
+/// Waits until a search for `query` finds at least `count` rows.
+pub async fn wait_until_indexed(client: &ChefClient, query: &str, count: usize) {
+    eventually(&format!("{count} nodes to be indexed"), || async {
+        let found = search(client, &SearchQuery::new("node", query))
+            .await
+            .expect("search");
+        (found.rows.len() >= count).then_some(())
+    })
+    .await;
+}
+
 async fn run_batch<F, Fut>(client: &ChefClient, count: usize, task: F)
 where
     F: Fn(ChefClient, usize) -> Fut,
@@ -73,6 +84,7 @@ async fn a_search_returns_every_row_past_the_first_page() {
     create_batch(&client, &prefix, &batch, count).await;
 
     let query = format!("pincher_batch:{batch}");
+    wait_until_indexed(&client, &query, count).await;
     let full = search(&client, &SearchQuery::new("node", query.clone()))
         .await
         .expect("full search");
