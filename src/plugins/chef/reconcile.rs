@@ -227,10 +227,10 @@ pub fn reconcile(
         .collect();
     let mut claims: BTreeMap<String, Vec<&ChefNode>> = BTreeMap::new();
     for node in nodes {
-        if let Some(id) = node.instance_id.as_deref().map(normalize_id) {
-            if !id.is_empty() {
-                claims.entry(id).or_default().push(node);
-            }
+        if let Some(id) = node.instance_id.as_deref().map(normalize_id)
+            && !id.is_empty()
+        {
+            claims.entry(id).or_default().push(node);
         }
     }
     let mut summary = ReconcileSummary {
