@@ -182,3 +182,67 @@ async fn nodes_are_listed_by_environment_with_their_ec2_facts() {
         .await
         .expect("delete the environment");
 }
+
+/// Sends `GET path` with headers signed for `signed_path` at `timestamp`.
+async fn raw_get(peer: &ChefPeer, path: &str, signed_path: &str, timestamp: &str) -> u16 {
+    use pincher::plugins::chef::client::{SigningInput, sign_request};
+    let key = ClientKey::read(&peer.key).expect("read the admin key");
+    let headers = sign_request(
+        &key,
+        SignVersion::V1_3,
+        &SigningInput {
+            method: "GET",
+            path: signed_path,
+            body: b"",
+            timestamp,
+            user_id: &peer.client,
+            server_api_version: "1",
+        },
+    )
+    .expect("sign");
+    let mut request = reqwest::Client::new()
+        .get(format!("{}{path}", peer.url))
+        .header("Accept", "application/json")
+        .header("X-Chef-Version", "18.0.0")
+        .header("X-Ops-Server-API-Version", "1");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.expect("send").status().as_u16()
+}
+
+fn timestamp(offset: time::Duration) -> String {
+    let t = time::OffsetDateTime::now_utc() + offset;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[tokio::test]
+async fn the_server_checks_what_the_signature_covers() {
+    let peer = ChefPeer::from_env();
+    let now = timestamp(time::Duration::ZERO);
+    let path = "/environments/_default";
+    assert_eq!(
+        raw_get(&peer, path, path, &now).await,
+        200,
+        "a correct signature"
+    );
+    assert_eq!(
+        raw_get(&peer, "/nodes", path, &now).await,
+        401,
+        "a signature for another path"
+    );
+    let old = timestamp(time::Duration::hours(-1));
+    assert_eq!(
+        raw_get(&peer, path, path, &old).await,
+        401,
+        "a signature an hour old"
+    );
+}
