@@ -70,8 +70,15 @@ async fn protocol_1_0_creates_and_reads_nodes() {
 }
 
 #[tokio::test]
-async fn the_check_is_authenticated() {
+async fn the_check_is_authenticated_and_counted() {
     let peer = ChefPeer::from_env();
+    let checks = |outcome| {
+        pincher::metrics::METRICS
+            .plugin_calls
+            .with_label_values(&["chef", "check", outcome])
+            .get()
+    };
+    let before = checks("ok");
     for version in [SignVersion::V1_3, SignVersion::V1_1, SignVersion::V1_0] {
         let check = peer
             .client(version)
@@ -80,6 +87,7 @@ async fn the_check_is_authenticated() {
             .unwrap_or_else(|e| panic!("check with protocol {version}: {e}"));
         assert!(check.latency.as_secs() < 30);
     }
+    assert_eq!(checks("ok"), before + 3);
 }
 
 #[tokio::test]
