@@ -162,7 +162,7 @@ fn a_malformed_attribute_is_a_usage_error() {
 async fn nodes_list_and_show_in_every_format() {
     let peer = ChefPeer::from_env();
     let client = peer.client(SignVersion::V1_3);
-    let environment = unique("cli").replace('-', "_");
+    let environment = unique("cli");
     client
         .post(
             "create_environment",

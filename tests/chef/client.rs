@@ -130,7 +130,7 @@ async fn an_unknown_client_is_an_authentication_error() {
 async fn nodes_are_listed_by_environment_with_their_ec2_facts() {
     let peer = ChefPeer::from_env();
     let client = peer.client(SignVersion::V1_3);
-    let environment = unique("env").replace('-', "_");
+    let environment = unique("env");
     client
         .post(
             "create_environment",
