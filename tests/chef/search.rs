@@ -152,3 +152,51 @@ async fn a_search_with_no_hits_is_empty() {
     assert_eq!(result.total, 0);
     assert!(result.rows.is_empty());
 }
+
+#[tokio::test]
+async fn data_bags_are_searched_by_item_id() {
+    let peer = ChefPeer::from_env();
+    let client = peer.client(SignVersion::V1_3);
+    let bag = unique("bag");
+    client
+        .post("create_data_bag", &["data"], &[], &json!({"name": bag}))
+        .await
+        .expect("create the data bag");
+    for (id, team) in [("alice", "sre"), ("bob", "dev")] {
+        client
+            .post(
+                "create_data_bag_item",
+                &["data", &bag],
+                &[],
+                &json!({"id": id, "team": team, "shell": "/bin/bash"}),
+            )
+            .await
+            .expect("create an item");
+    }
+    let found = eventually("both items to be indexed", || async {
+        let found = search(&client, &SearchQuery::new(&bag, "*:*"))
+            .await
+            .expect("search the bag");
+        (found.rows.len() >= 2).then_some(found)
+    })
+    .await;
+    let mut ids: Vec<&str> = found.rows.iter().map(|r| r.name.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["alice", "bob"]);
+
+    let sre = search(
+        &client,
+        &SearchQuery::new(&bag, "team:sre")
+            .with_attributes(vec![("login_shell".into(), vec!["shell".into()])]),
+    )
+    .await
+    .expect("partial search of the bag");
+    assert_eq!(sre.rows.len(), 1);
+    assert_eq!(sre.rows[0].name, "alice");
+    assert_eq!(sre.rows[0].data, json!({"login_shell": "/bin/bash"}));
+
+    client
+        .delete("delete_data_bag", &["data", &bag])
+        .await
+        .expect("delete the data bag");
+}

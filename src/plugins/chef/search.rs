@@ -208,13 +208,14 @@ fn search_row(row: &Value, partial: bool) -> SearchRow {
             .unwrap_or_default();
         SearchRow { name, data }
     } else {
-        let name = ["name", "id"]
-            .iter()
-            .find_map(|key| row.get(*key).and_then(Value::as_str))
+        let name = row
+            .get("raw_data")
+            .and_then(|raw| raw.get("id"))
+            .and_then(Value::as_str)
             .or_else(|| {
-                row.get("raw_data")
-                    .and_then(|raw| raw.get("id"))
-                    .and_then(Value::as_str)
+                ["name", "id"]
+                    .iter()
+                    .find_map(|key| row.get(*key).and_then(Value::as_str))
             })
             .unwrap_or_default()
             .to_owned();
@@ -260,10 +261,8 @@ mod tests {
         assert_eq!(partial.name, "web-1");
         assert_eq!(partial.data, json!({"ip": "10.0.0.1"}));
         assert_eq!(search_row(&json!({"name": "db-1"}), false).name, "db-1");
-        assert_eq!(
-            search_row(&json!({"raw_data": {"id": "item"}}), false).name,
-            "item"
-        );
+        let item = json!({"name": "data_bag_item_users_alice", "raw_data": {"id": "alice"}});
+        assert_eq!(search_row(&item, false).name, "alice");
     }
 
     #[test]
