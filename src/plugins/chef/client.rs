@@ -119,9 +119,21 @@ impl ClientKey {
             })
     }
 
-    /// Reads and parses a PEM key file.
+    /// Reads and parses a PEM key file, warning when other users may read it.
     pub fn read(path: &Path) -> Result<Self, ChefError> {
         let origin = path.display().to_string();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %origin,
+                    "the Chef client key is readable by other users; chmod 600 it"
+                );
+            }
+        }
         let pem = std::fs::read_to_string(path)
             .map(SecretString::from)
             .map_err(|e| ChefError::Key {
