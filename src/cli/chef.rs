@@ -79,7 +79,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             let nodes = list_nodes(&client, environment.as_deref())
                 .await
                 .context("cannot list Chef nodes")?;
-            print(
+            print_report(
                 &node_report(&nodes, &server, environment.as_deref()),
                 format,
             )?;
@@ -90,7 +90,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             let node = get_node(&client, &name)
                 .await
                 .with_context(|| format!("cannot read Chef node {name}"))?;
-            print(&node_attributes_report(&node, &attributes, &server), format)?;
+            print_report(&node_attributes_report(&node, &attributes, &server), format)?;
         }
         ChefCommand::Search {
             index,
@@ -119,7 +119,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                 errors: Vec::new(),
                 attempted: 1,
             };
-            print(&report, format)?;
+            print_report(&report, format)?;
         }
         ChefCommand::Status => return status(&client, format).await,
     }
@@ -213,12 +213,12 @@ async fn status(client: &ChefClient, format: ReportFormat) -> anyhow::Result<Out
         errors,
         attempted: 1,
     };
-    print(&report, format)?;
+    print_report(&report, format)?;
     checked.context("the Chef server check failed")?;
     Ok(Outcome::Success)
 }
 
-fn print<R: Tabular + Serialize, S: Serialize>(
+fn print_report<R: Tabular + Serialize, S: Serialize>(
     report: &Report<R, S>,
     format: ReportFormat,
 ) -> anyhow::Result<()> {
