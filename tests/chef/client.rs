@@ -254,3 +254,27 @@ async fn the_server_checks_what_the_signature_covers() {
         "a signature an hour old"
     );
 }
+
+#[tokio::test]
+async fn a_pkcs8_key_signs_as_well_as_its_pkcs1_form() {
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let peer = ChefPeer::from_env();
+    let pkcs1 = std::fs::read_to_string(&peer.key).expect("read the admin key");
+    assert!(
+        pkcs1.contains("BEGIN RSA PRIVATE KEY"),
+        "goiardi writes PKCS#1"
+    );
+    let pkcs8 = rsa::RsaPrivateKey::from_pkcs1_pem(&pkcs1)
+        .expect("parse PKCS#1")
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .expect("encode PKCS#8");
+    let key = ClientKey::from_pem(&SecretString::from(pkcs8.to_string()), "admin.p8.pem")
+        .expect("parse PKCS#8");
+    for version in [SignVersion::V1_3, SignVersion::V1_0] {
+        peer.client_with(version, &peer.client, key.clone())
+            .check()
+            .await
+            .unwrap_or_else(|e| panic!("protocol {version} with a PKCS#8 key: {e}"));
+    }
+}
