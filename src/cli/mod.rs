@@ -1,6 +1,7 @@
 //! The command line: one clap tree whose commands call into the library, print their result
 //! once, and map outcomes to exit codes (0 success, 1 failure, 2 usage, 3 partial).
 
+pub mod chef;
 pub mod config;
 pub mod db;
 pub mod serve;
@@ -46,6 +47,8 @@ pub enum Command {
     Status(status::Opts),
     /// Manage API tokens.
     Tokens(tokens::Opts),
+    /// Query the Chef server: nodes, search, status.
+    Chef(Box<chef::Opts>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Services(opts) => services::run(*opts, settings).await,
             Command::Status(opts) => status::run(opts, settings).await,
             Command::Tokens(opts) => tokens::run(opts, settings).await,
+            Command::Chef(opts) => chef::run(*opts, settings).await,
         }
     })
 }

@@ -250,9 +250,25 @@ pub struct ChefSettings {
     /// Path of the client's private key (PEM).
     pub client_key: Option<PathBuf>,
     /// Signing protocol version: `1.3`, `1.1` or `1.0`.
+    #[serde(deserialize_with = "version_text")]
     pub sign_version: String,
     /// Timeout of one API call.
     pub timeout_secs: u64,
+}
+
+/// Reads a version written as text or as a number: environment values are parsed, so
+/// `PINCHER_CHEF__SIGN_VERSION=1.0` arrives as the float 1.0, which must stay `1.0`.
+fn version_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Version {
+        Text(String),
+        Number(f64),
+    }
+    Ok(match Version::deserialize(deserializer)? {
+        Version::Text(text) => text,
+        Version::Number(number) => format!("{number:.1}"),
+    })
 }
 
 impl Default for ChefSettings {
@@ -502,6 +518,21 @@ impl Settings {
                 "opsmanager.base_url is set, so public_key and private_key are required",
             ));
         }
+        if self.chef.server_url.is_some() && self.chef.client_name.is_none() {
+            return Err(invalid(
+                "chef.client_name",
+                "chef.server_url is set, so the client name that signs requests is required",
+            ));
+        }
+        if self.chef.server_url.is_some() && self.chef.client_key.is_none() {
+            return Err(invalid(
+                "chef.client_key",
+                "chef.server_url is set, so the path of the client's private key is required",
+            ));
+        }
+        if self.chef.timeout_secs == 0 {
+            return Err(invalid("chef.timeout_secs", "expected at least 1"));
+        }
         if !["1.0", "1.1", "1.3"].contains(&self.chef.sign_version.as_str()) {
             return Err(invalid(
                 "chef.sign_version",
@@ -593,6 +624,32 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn chef_sign_versions_survive_number_parsing() -> Result<(), SettingsError> {
+        for version in ["1.0", "1.1", "1.3"] {
+            let settings = load(&[("PINCHER_CHEF__SIGN_VERSION", version)])?;
+            assert_eq!(settings.chef.sign_version, version);
+        }
+        let err = load(&[("PINCHER_CHEF__SIGN_VERSION", "2")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("chef.sign_version"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_chef_server_needs_a_client_name_and_key() {
+        let err = load(&[
+            ("PINCHER_CHEF__SERVER_URL", "https://chef.example.com"),
+            ("PINCHER_CHEF__CLIENT_NAME", "pincher"),
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("chef.client_key"), "{err}");
     }
 
     #[test]
