@@ -75,12 +75,28 @@ struct Probe {
 
 fn probes(state: &AppState) -> Vec<Probe> {
     let db = state.db.clone();
-    vec![Probe {
+    let mut probes = vec![Probe {
         name: "database",
         component_type: "datastore",
         required: true,
         run: Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) }),
-    }]
+    }];
+    if state.settings.chef.server_url.is_some() {
+        let chef = crate::plugins::chef::ChefClient::from_settings(&state.settings.chef);
+        probes.push(Probe {
+            name: "chef",
+            component_type: "system",
+            required: false,
+            run: Box::pin(async move {
+                chef.map_err(|e| e.to_string())?
+                    .check()
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        });
+    }
+    probes
 }
 
 /// Runs every check now.

@@ -350,3 +350,49 @@ async fn search_prints_every_row_past_the_first_page() {
 
     delete_batch(&client, &prefix, count).await;
 }
+
+#[test]
+fn the_health_check_includes_chef_and_warns_when_it_fails() {
+    let peer = ChefPeer::from_env();
+    let health = json_of(&peer, &["status"]);
+    assert_eq!(health["status"], "pass", "{health}");
+    assert_eq!(
+        health["checks"]["chef:responseTime"][0]["status"], "pass",
+        "{health}"
+    );
+
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chef/unknown_key.pem");
+    let output = pincher(
+        &with(
+            &peer,
+            "PINCHER_CHEF__CLIENT_KEY",
+            &key.display().to_string(),
+        ),
+        &["status", "--output", "json"],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "an optional dependency only warns"
+    );
+    let health: Value = serde_json::from_str(&stdout(&output)).expect("json");
+    assert_eq!(health["status"], "warn", "{health}");
+    let check = &health["checks"]["chef:responseTime"][0];
+    assert_eq!(check["status"], "warn");
+    assert!(
+        check["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("401") || o.to_lowercase().contains("auth")),
+        "{check}"
+    );
+    let pem = std::fs::read_to_string(&key).expect("key");
+    let body = pem.lines().nth(1).expect("a key line");
+    assert!(
+        !stdout(&output).contains(body),
+        "no key material in the health output"
+    );
+    assert_eq!(
+        health["checks"]["database:responseTime"][0]["status"],
+        "pass"
+    );
+}
