@@ -7,3 +7,5 @@
 
 pub mod chef;
 pub mod database;
+pub mod private_postgres;
+pub mod server;

@@ -1,0 +1,145 @@
+//! SIGTERM while requests are in flight: they finish, new connections are refused, and the
+//! process exits 0 within the drain timeout.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::server::{ServerProcess, client, create_token};
+
+/// Holds an exclusive lock on a SQLite file, so writes wait (in flight) until it is released.
+fn lock_sqlite(path: &std::path::Path) -> Child {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to lock the SQLite file");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_finishes_every_accepted_request_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("PINCHER_DATABASE__BUSY_TIMEOUT_MS", "10000"),
+        ("PINCHER_SERVER__DRAIN_TIMEOUT_SECS", "15"),
+    ];
+    let token = create_token(dir.path(), &env);
+    let mut server = ServerProcess::start(dir.path(), &env);
+    let base = server.url();
+
+    // Background readers on fresh connections: each request is either served or, once the
+    // listener is closed, never connects.
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client(&token);
+            let url = format!("{base}/services");
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(3) {
+                    match client.get(&url).send().await {
+                        Ok(response) => outcomes.push(Ok(response.status().as_u16())),
+                        Err(e) if e.is_connect() => break,
+                        Err(e) => outcomes.push(Err(e.to_string())),
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+
+    // Writers that will be in flight (waiting on the lock) when SIGTERM arrives.
+    let lock = lock_sqlite(&dir.path().join("pincher.db"));
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let request = client(&token)
+                .post(format!("{base}/services"))
+                .json(&serde_json::json!({"name": format!("in-flight-{i}"), "owner": "t"}));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.sigterm();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/status/live"))
+        .send()
+        .await;
+    assert!(
+        refused.as_ref().is_err_and(reqwest::Error::is_connect),
+        "new connections are refused while draining: {refused:?}"
+    );
+    let mut lock = lock;
+    drop(lock.stdin.take());
+    let _ = lock.wait();
+
+    for writer in writers {
+        let response = writer
+            .await
+            .expect("join")
+            .expect("an in-flight request is never cut off");
+        assert_eq!(response.status(), 201);
+    }
+    for reader in readers {
+        for outcome in reader.await.expect("join") {
+            assert_eq!(outcome, Ok(200), "an accepted request failed");
+        }
+    }
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    let lines = server.lines.lock().expect("lock").clone();
+    assert!(lines.iter().any(|l| l["message"] == "received SIGTERM"));
+    assert!(lines.iter().any(|l| l["message"] == "stopped"));
+}
+
+#[tokio::test]
+async fn the_drain_timeout_bounds_how_long_shutdown_waits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("PINCHER_DATABASE__BUSY_TIMEOUT_MS", "30000"),
+        ("PINCHER_SERVER__DRAIN_TIMEOUT_SECS", "1"),
+    ];
+    let token = create_token(dir.path(), &env);
+    let mut server = ServerProcess::start(dir.path(), &env);
+    let mut lock = lock_sqlite(&dir.path().join("pincher.db"));
+    let stuck = tokio::spawn(
+        client(&token)
+            .post(format!("{}/services", server.url()))
+            .json(&serde_json::json!({"name": "stuck", "owner": "t"}))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    drop(lock.stdin.take());
+    let _ = lock.wait();
+    let _ = stuck.await;
+    let lines = server.lines.lock().expect("lock").clone();
+    assert!(lines.iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("drain timeout"))
+    }));
+}
