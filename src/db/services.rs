@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -17,30 +16,41 @@ struct ServiceRow {
     display_name: Option<String>,
     description: String,
     owner: String,
-    tags: Json<BTreeMap<String, String>>,
-    links: Json<BTreeMap<String, String>>,
-    metadata: Json<Map<String, Value>>,
+    tags: String,
+    links: String,
+    metadata: String,
     revision: i64,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
 
-impl From<ServiceRow> for Service {
-    fn from(row: ServiceRow) -> Self {
-        Self {
+impl TryFrom<ServiceRow> for Service {
+    type Error = DbError;
+
+    fn try_from(row: ServiceRow) -> Result<Self, DbError> {
+        fn parse<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T, DbError> {
+            serde_json::from_str(text)
+                .map_err(|e| DbError::Corrupt(format!("services.{column} is not valid JSON: {e}")))
+        }
+        Ok(Self {
             id: row.id,
+            tags: parse::<BTreeMap<String, String>>(&row.tags, "tags")?,
+            links: parse::<BTreeMap<String, String>>(&row.links, "links")?,
+            metadata: parse::<Map<String, Value>>(&row.metadata, "metadata")?,
             name: row.name,
             display_name: row.display_name,
             description: row.description,
             owner: row.owner,
-            tags: row.tags.0,
-            links: row.links.0,
-            metadata: row.metadata.0,
             revision: row.revision,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
+}
+
+/// The JSON text stored for a document column.
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String, DbError> {
+    serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
 }
 
 const COLUMNS: &str = "id, name, display_name, description, owner, tags, links, metadata, \
@@ -114,7 +124,10 @@ pub async fn list(
         qb.push(" ORDER BY s.name LIMIT ").push_bind(fetch);
         qb.build_query_as().fetch_all(pool).await
     })?;
-    let mut items: Vec<Service> = rows.into_iter().map(Service::from).collect();
+    let mut items: Vec<Service> = rows
+        .into_iter()
+        .map(Service::try_from)
+        .collect::<Result<_, _>>()?;
     let next_after = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|s| s.name.clone())
@@ -148,7 +161,7 @@ pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
                 .await
         })?,
     };
-    row.map(Service::from).ok_or_else(|| {
+    row.map(Service::try_from).transpose()?.ok_or_else(|| {
         DbError::NotFound(match key {
             ServiceKey::Id(id) => format!("service {id}"),
             ServiceKey::Name(name) => format!("service {name:?}"),
@@ -172,9 +185,9 @@ pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
         .bind(spec.display_name.as_deref())
         .bind(&spec.description)
         .bind(&spec.owner)
-        .bind(Json(&spec.tags))
-        .bind(Json(&spec.links))
-        .bind(Json(&spec.metadata))
+        .bind(json_text(&spec.tags)?)
+        .bind(json_text(&spec.links)?)
+        .bind(json_text(&spec.metadata)?)
         .bind(at)
         .fetch_one(&mut *tx)
         .await
@@ -190,7 +203,7 @@ pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
         tx.commit().await?;
         row
     });
-    Ok(row.into())
+    row.try_into()
 }
 
 /// Replaces the writable fields of service `id`, provided it is still at `revision`.
@@ -212,9 +225,9 @@ pub async fn update(
         .bind(spec.display_name.as_deref())
         .bind(&spec.description)
         .bind(&spec.owner)
-        .bind(Json(&spec.tags))
-        .bind(Json(&spec.links))
-        .bind(Json(&spec.metadata))
+        .bind(json_text(&spec.tags)?)
+        .bind(json_text(&spec.links)?)
+        .bind(json_text(&spec.metadata)?)
         .bind(now())
         .bind(id)
         .bind(revision)
@@ -238,7 +251,7 @@ pub async fn update(
         }
         row
     });
-    row.map(Service::from).ok_or_else(|| {
+    row.map(Service::try_from).transpose()?.ok_or_else(|| {
         DbError::Conflict(format!(
             "service {id} was changed or deleted by another request; fetch it again and retry"
         ))

@@ -166,6 +166,21 @@ impl ServiceSpec {
                 errors.push(FieldError::new(key, "unknown field"));
             }
         }
+        for field in [
+            "name",
+            "display_name",
+            "description",
+            "owner",
+            "tags",
+            "links",
+        ] {
+            if obj.get(field).is_some_and(contains_nul) {
+                errors.push(FieldError::new(
+                    field,
+                    "must not contain NUL (\\u0000) characters",
+                ));
+            }
+        }
 
         let name = match obj.get("name") {
             None | Some(Value::Null) => {
@@ -265,6 +280,13 @@ impl ServiceSpec {
         });
         let metadata = match obj.get("metadata") {
             None | Some(Value::Null) => Map::new(),
+            Some(value @ Value::Object(_)) if contains_nul(value) => {
+                errors.push(FieldError::new(
+                    "metadata",
+                    "must not contain NUL (\\u0000) characters",
+                ));
+                Map::new()
+            }
             Some(Value::Object(m)) => m.clone(),
             Some(_) => {
                 errors.push(FieldError::new("metadata", "expected a JSON object"));
@@ -300,6 +322,17 @@ impl ServiceSpec {
         let mut doc = current.spec_json();
         json_patch::merge(&mut doc, patch);
         Self::from_json(&doc)
+    }
+}
+
+/// Whether any string (or object key) in `value` contains a NUL character, which text
+/// columns cannot store.
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }
 

@@ -72,6 +72,42 @@ pub struct ServiceWrite {
     updated_at: Option<String>,
 }
 
+/// A JSON Merge Patch of a service (the body of PATCH): every field optional; `null`
+/// removes a key or resets an optional field.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "documents the request body, which is merged by ServiceSpec"
+)]
+pub struct ServicePatch {
+    /// Unique lowercase slug (cannot be removed).
+    #[schema(
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+    )]
+    name: Option<String>,
+    /// Human-friendly name.
+    #[schema(max_length = 256, nullable)]
+    display_name: Option<String>,
+    /// What the service does.
+    #[schema(max_length = 4096, nullable)]
+    description: Option<String>,
+    /// Owning team (cannot be removed).
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    owner: Option<String>,
+    /// Tags to set; a `null` value removes that tag.
+    #[schema(nullable)]
+    tags: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// Links to set; a `null` value removes that link.
+    #[schema(nullable)]
+    links: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// Metadata to merge; `null` values remove keys.
+    #[schema(value_type = Option<Object>, nullable)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// A page of services.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceList {
@@ -93,6 +129,12 @@ impl ListQuery {
     fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let mut q = Self::default();
         for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            if value.contains('\0') {
+                return Err(ApiError::bad_parameter(
+                    &key,
+                    "must not contain NUL characters",
+                ));
+            }
             match key.as_ref() {
                 "owner" => q.filter.owner = Some(value.into_owned()),
                 "q" => q.filter.name_prefix = Some(value.into_owned()),
@@ -313,9 +355,9 @@ async fn replace(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    let spec = ServiceSpec::from_json(&body)?;
     let current = repo::get(&state.db, &parse_key(&key)?).await?;
     check_precondition(&headers, &current)?;
-    let spec = ServiceSpec::from_json(&body)?;
     let service = repo::update(&state.db, current.id, current.revision, &spec).await?;
     Ok(with_etag(StatusCode::OK, service))
 }
@@ -327,7 +369,7 @@ async fn replace(
     tag = "services",
     security(("bearer" = [])),
     params(("key" = String, Path, description = "Service id (UUID) or name"), ("If-Match" = Option<String>, Header, description = "Entity tag(s) the service must have, or *")),
-    request_body(content = Object, content_type = "application/merge-patch+json", description = "Fields to change; null removes"),
+    request_body(content = ServicePatch, content_type = "application/merge-patch+json", description = "Fields to change; null removes"),
     responses(
         (status = 200, description = "The service as stored, with its new ETag", body = Service),
         (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
@@ -350,8 +392,8 @@ async fn patch(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let current = repo::get(&state.db, &parse_key(&key)?).await?;
-    check_precondition(&headers, &current)?;
     let spec = ServiceSpec::merge_patch(&current, &body)?;
+    check_precondition(&headers, &current)?;
     let service = repo::update(&state.db, current.id, current.revision, &spec).await?;
     Ok(with_etag(StatusCode::OK, service))
 }

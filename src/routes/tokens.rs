@@ -80,6 +80,10 @@ pub fn parse_request(body: &Value) -> Result<(String, Scope), ValidationErrors> 
         }
     }
     let name = match obj.get("name") {
+        Some(Value::String(s)) if s.contains('\0') => {
+            errors.push(FieldError::new("name", "must not contain NUL characters"));
+            None
+        }
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 128 => Some(s.clone()),
         Some(Value::String(_)) => {
             errors.push(FieldError::new("name", "must be 1 to 128 characters"));

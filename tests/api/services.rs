@@ -496,4 +496,57 @@ both_backends! {
         assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
         assert_eq!(count_services(&app).await, 1);
     }
+
+    // Found by schemathesis: PostgreSQL cannot store NUL in text or JSONB, which was a 500.
+    async fn nul_characters_are_422_not_500(backend) {
+        let app = spawn_app(backend).await;
+        for body in [
+            json!({"name": "a", "owner": "t", "display_name": "x\u{0}y"}),
+            json!({"name": "a", "owner": "t\u{0}"}),
+            json!({"name": "a", "owner": "t", "metadata": {"k": ["v\u{0}"]}}),
+            json!({"name": "a", "owner": "t", "metadata": {"k\u{0}": 1}}),
+            json!({"name": "a", "owner": "t", "tags": {"k": "v\u{0}"}}),
+        ] {
+            let problem = assert_problem(app.create_service(&body).await, 422).await;
+            assert!(problem["detail"].as_str().expect("detail").contains("NUL"), "{problem}");
+        }
+        assert_problem(app.get("/services?owner=a%00b").await, 400).await;
+        assert_eq!(count_services(&app).await, 0);
+    }
+
+    // Found by schemathesis: an invalid body with a stale If-Match answered 412; the body is
+    // checked first, so the client learns what is wrong with it.
+    async fn an_invalid_body_is_422_even_with_a_stale_if_match(backend) {
+        let app = spawn_app(backend).await;
+        create(&app, billing()).await;
+        for method in [Method::PUT, Method::PATCH] {
+            let response = app
+                .request(method.clone(), "/services/billing")
+                .header("if-match", "\"stale\"")
+                .json(&json!({"name": "billing", "owner": "x", "unexpected": 1}))
+                .send()
+                .await
+                .expect("send");
+            let problem = assert_problem(response, 422).await;
+            assert_eq!(problem_fields(&problem), vec!["unexpected"], "{method}");
+        }
+    }
+
+    // Found by schemathesis: PostgreSQL JSONB rewrote 1.7976931348623157e308 as 309 digits,
+    // which no longer read back as a double: a 500 after the write had succeeded.
+    async fn metadata_round_trips_exactly(backend) {
+        let app = spawn_app(backend).await;
+        let metadata = json!({
+            "max": f64::MAX,
+            "min": -f64::MAX,
+            "tiny": 5e-324,
+            "big": 10789989954362790u64,
+            "neg": -9223372036854775808i64,
+            "nested": [[null, true], {"": "\u{1F600}"}]
+        });
+        let created = create(&app, json!({"name": "a", "owner": "t", "metadata": metadata})).await;
+        assert_eq!(created["metadata"], metadata);
+        let fetched: Value = app.get("/services/a").await.json().await.expect("json");
+        assert_eq!(fetched["metadata"], metadata);
+    }
 }
