@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod opsmanager;
 pub mod serve;
 pub mod services;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Db(db::Opts),
     /// Manage the service registry.
     Services(Box<services::Opts>),
+    /// Back up and restore MongoDB Ops Manager automation configurations.
+    Opsmanager(Box<opsmanager::Opts>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -89,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Config(opts) => config::run(opts, &settings),
             Command::Db(opts) => db::run(opts, settings).await,
             Command::Services(opts) => services::run(*opts, settings).await,
+            Command::Opsmanager(opts) => opsmanager::run(*opts, settings).await,
         }
     })
 }
