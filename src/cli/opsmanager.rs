@@ -166,6 +166,12 @@ async fn run_backup(
     quiet: bool,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
+    if named.is_empty() && !all_groups && settings.opsmanager.group_ids.is_empty() {
+        anyhow::bail!(
+            "no groups to back up: name them with --group ID or --all-groups, or set \
+             opsmanager.group_ids"
+        );
+    }
     let db = open_database(settings).await?;
     let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
     let groups = backup::resolve_groups(&client, named, all_groups, &settings.opsmanager.group_ids)

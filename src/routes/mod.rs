@@ -1,5 +1,6 @@
 //! The HTTP face: one router merging each resource's routes, wrapped in the middleware stack.
 
+pub mod backups;
 pub mod error;
 pub mod extract;
 pub mod index;
@@ -17,6 +18,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.body_limit_bytes;
     let routes = Router::new()
         .merge(index::router())
+        .merge(backups::router())
         .merge(services::router())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

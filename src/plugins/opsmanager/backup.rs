@@ -410,9 +410,7 @@ pub async fn resolve_groups(
     } else if !configured.is_empty() {
         configured.to_vec()
     } else {
-        return Err(OpsManagerError::NotConfigured(
-            "opsmanager.group_ids, or name groups with --group or --all-groups",
-        ));
+        return Err(OpsManagerError::NotConfigured("opsmanager.group_ids"));
     };
     let mut groups = ids
         .iter()
