@@ -300,3 +300,62 @@ async fn a_restore_round_trip_is_byte_faithful() {
         env.fake.config(&group)
     );
 }
+
+/// Runs `pincher ARGS…` on a pseudo-terminal (util-linux `script`), typing `answer`.
+async fn on_a_terminal(env: &Env, args: &[&str], answer: &str) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let line = std::iter::once(env!("CARGO_BIN_EXE_pincher"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = env.command("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command
+        .spawn()
+        .expect("util-linux `script` is needed to give pincher a terminal");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(answer.as_bytes()).await.expect("type");
+    let output = child.wait_with_output().await.expect("wait");
+    drop(stdin);
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_asks_on_a_terminal_and_stops_unless_told_yes() {
+    let env = env_with_history(1, 1).await;
+    let group = env.fake.group_ids()[0].clone();
+    let file = env.expected_path(&group);
+    env.fake
+        .change_config(&group, "/options/downloadBase", json!("/srv/mms"));
+    let args = [
+        "opsmanager",
+        "backups",
+        "restore",
+        file.to_str().expect("path"),
+        "--group",
+        &group,
+    ];
+
+    let output = on_a_terminal(&env, &args, "n\n").await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Replace the live automation configuration of group {group}? [y/N]"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("restore cancelled"), "{text}");
+    assert!(env.fake.puts().is_empty());
+
+    let output = on_a_terminal(&env, &args, "y\n").await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("live version is now 3"), "{text}");
+    assert_eq!(env.fake.puts().len(), 1);
+}

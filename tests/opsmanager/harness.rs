@@ -41,7 +41,16 @@ impl Env {
 
     /// `pincher ARGS…` configured for this world, with extra environment variables.
     pub async fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pincher"));
+        let mut command = self.command(env!("CARGO_BIN_EXE_pincher"));
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        command.args(args).output().await.expect("run pincher")
+    }
+
+    /// `program` with this world's settings in its environment, in the test's folder.
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
         for (key, _) in std::env::vars() {
             if key.starts_with("PINCHER_") || key == "RUST_LOG" {
                 command.env_remove(key);
@@ -59,10 +68,7 @@ impl Env {
             .env("PINCHER_OPSMANAGER__RETRY_DELAY_MS", "10")
             .env("PINCHER_OPSMANAGER__MAX_RETRIES", "2")
             .env("PINCHER_OPSMANAGER__TIMEOUT_SECS", "10");
-        for (key, value) in vars {
-            command.env(key, value);
-        }
-        command.args(args).output().await.expect("run pincher")
+        command
     }
 
     /// `pincher ARGS…`.

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -53,6 +54,7 @@ struct FakeState {
     change_after_next_get: HashSet<String>,
     counters: BTreeMap<String, usize>,
     puts: Vec<(String, Vec<u8>)>,
+    latency: Duration,
 }
 
 impl FakeState {
@@ -277,6 +279,11 @@ impl FakeOpsManager {
         self.lock().counters.get(name).copied().unwrap_or(0)
     }
 
+    /// Delays every answer by `latency`, like a distant Ops Manager.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
     /// Every PUT body received, with its group, in order.
     pub fn puts(&self) -> Vec<(String, Vec<u8>)> {
         self.lock().puts.clone()
@@ -399,6 +406,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let latency = state.lock().expect("fake state lock").latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let mut state = state.lock().expect("fake state lock");
     let state = &mut *state;
     if let AuthResult::Challenge { stale } = check_digest(state, &method, &uri, &headers) {
