@@ -97,3 +97,35 @@ async fn errors_name_the_cause_and_never_the_private_key() {
     );
     assert_eq!(fake.counter("500"), 3, "two retries");
 }
+
+#[tokio::test]
+async fn throttling_is_retried_and_a_slow_server_times_out() {
+    let fake = FakeOpsManager::start(1).await;
+    let group = GroupId::parse(&fake.group_ids()[0]).expect("id");
+    let good = client(&fake, PRIVATE_KEY);
+    fake.throttle_next(2);
+    good.automation_config(&group)
+        .await
+        .expect("config after two 429s");
+    assert_eq!(fake.counter("429"), 2);
+
+    fake.set_latency(std::time::Duration::from_millis(1500));
+    let settings = OpsManagerSettings {
+        base_url: url::Url::parse(&fake.base_url).ok(),
+        public_key: Some(PUBLIC_KEY.into()),
+        private_key: Some(SecretString::from(PRIVATE_KEY)),
+        timeout_secs: 1,
+        max_retries: 0,
+        ..OpsManagerSettings::default()
+    };
+    let impatient = OpsManagerClient::from_settings(&settings).expect("client");
+    let err = impatient
+        .automation_config(&group)
+        .await
+        .expect_err("timeout");
+    assert!(matches!(err, OpsManagerError::Transport { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot reach Ops Manager"),
+        "{err}"
+    );
+}

@@ -7,8 +7,8 @@
 //!   `totalCount` and `links` (self, next, previous).
 //! - `GET|PUT /api/public/v1.0/groups/{id}/automationConfig`: a realistic document; PUT
 //!   replaces it whole and bumps `version`.
-//! - Ops Manager-shaped error bodies for 401, 403, 404 and 500, switches to fail a group or
-//!   refuse the caller's address, and counters of what was requested.
+//! - Ops Manager-shaped error bodies for 401, 403, 404, 429 and 500, switches to fail a group,
+//!   throttle, slow down or refuse the caller's address, and counters of what was requested.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +55,7 @@ struct FakeState {
     counters: BTreeMap<String, usize>,
     puts: Vec<(String, Vec<u8>)>,
     latency: Duration,
+    throttle: usize,
 }
 
 impl FakeState {
@@ -284,6 +285,11 @@ impl FakeOpsManager {
         self.lock().latency = latency;
     }
 
+    /// Answers the next `requests` authenticated requests with 429 and `Retry-After: 0`.
+    pub fn throttle_next(&self, requests: usize) {
+        self.lock().throttle = requests;
+    }
+
     /// Every PUT body received, with its group, in order.
     pub fn puts(&self) -> Vec<(String, Vec<u8>)> {
         self.lock().puts.clone()
@@ -414,6 +420,20 @@ async fn handle(
     let state = &mut *state;
     if let AuthResult::Challenge { stale } = check_digest(state, &method, &uri, &headers) {
         return challenge_response(state, stale);
+    }
+    if state.throttle > 0 {
+        state.throttle -= 1;
+        state.count("429");
+        let mut response = om_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "Too many requests.",
+            json!([]),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("0"));
+        return response;
     }
     if state.forbidden {
         return om_error(
