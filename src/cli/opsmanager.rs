@@ -172,8 +172,8 @@ async fn run_backup(
              opsmanager.group_ids"
         );
     }
-    let db = open_database(settings).await?;
     let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
+    let db = open_database(settings).await;
     let groups = backup::resolve_groups(&client, named, all_groups, &settings.opsmanager.group_ids)
         .await
         .context("cannot list the Ops Manager groups to back up")?;
@@ -185,8 +185,16 @@ async fn run_backup(
         Arc::new(NoProgress),
     )
     .await;
-    let recorded = runs::record_all(&db, &results).await;
-    db.close().await;
+    let recorded = match db {
+        Ok(db) => {
+            let recorded = runs::record_all(&db, &results)
+                .await
+                .map_err(anyhow::Error::from);
+            db.close().await;
+            recorded
+        }
+        Err(e) => Err(e),
+    };
 
     let count = |o: BackupOutcome| results.iter().filter(|r| r.outcome == o).count();
     let summary = BackupSummary {
@@ -221,8 +229,10 @@ async fn run_backup(
         })?,
     }
     if let Err(e) = recorded {
-        eprintln!("warning: the backups were written but the run could not be recorded: {e}");
-        return Ok(Outcome::Partial);
+        eprintln!("warning: the run could not be recorded in the database: {e:#}");
+        if failed < results.len() {
+            return Ok(Outcome::Partial);
+        }
     }
     if failed == results.len() && !results.is_empty() {
         let first = results

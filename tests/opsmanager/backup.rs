@@ -250,3 +250,29 @@ async fn stale_nonces_are_answered_with_a_fresh_challenge_during_a_run() {
         "one initial challenge, then only stale ones"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_are_still_written_when_the_database_is_down() {
+    let env = Env::new(crate::support::database::Backend::Sqlite, 2).await;
+    let output = env
+        .run_with(
+            &["opsmanager", "backup", "--all-groups"],
+            &[
+                (
+                    "PINCHER_DATABASE__URL",
+                    "postgres://app:db-pw-123@127.0.0.1:1/pincher",
+                ),
+                ("PINCHER_DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("could not be recorded") && !err.contains("db-pw-123"),
+        "{err}"
+    );
+    for group in env.fake.group_ids() {
+        assert!(env.expected_path(&group).is_file());
+    }
+}
