@@ -28,6 +28,7 @@ measure() {
 echo "| run | concurrency | wall time | peak RSS |"
 echo "| --- | --- | --- | --- |"
 for latency in $latencies; do
+  rm -f "$work/url"
   "$bin/examples/fake_opsmanager" "$groups" "$latency" > "$work/url" &
   fake_pid=$!
   for _ in $(seq 1 50); do [ -s "$work/url" ] && break; sleep 0.1; done

@@ -129,3 +129,22 @@ async fn throttling_is_retried_and_a_slow_server_times_out() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_ops_manager_is_named_with_the_cause_once() {
+    let settings = OpsManagerSettings {
+        base_url: url::Url::parse("http://127.0.0.1:1").ok(),
+        public_key: Some(PUBLIC_KEY.into()),
+        private_key: Some(SecretString::from(PRIVATE_KEY)),
+        max_retries: 0,
+        ..OpsManagerSettings::default()
+    };
+    let client = OpsManagerClient::from_settings(&settings).expect("client");
+    let err = client.list_groups().await.expect_err("refused").to_string();
+    assert!(
+        err.starts_with("cannot reach Ops Manager for GET /groups"),
+        "{err}"
+    );
+    assert!(err.contains("Connection refused"), "{err}");
+    assert_eq!(err.matches("error sending request").count(), 1, "{err}");
+}

@@ -152,10 +152,7 @@ impl OpsManagerClient {
             .connect_timeout(Duration::from_secs(settings.timeout_secs.clamp(1, 10)))
             .user_agent(concat!("pincher/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| OpsManagerError::Transport {
-                what: "building the HTTP client".into(),
-                source,
-            })?;
+            .map_err(|e| OpsManagerError::transport("building the HTTP client", &e))?;
         Ok(Self {
             http,
             api,
@@ -251,10 +248,8 @@ impl OpsManagerClient {
                 attempt += 1;
                 continue;
             }
-            let (status, _, bytes) = result.map_err(|source| OpsManagerError::Transport {
-                what: what.clone(),
-                source,
-            })?;
+            let (status, _, bytes) =
+                result.map_err(|e| OpsManagerError::transport(what.clone(), &e))?;
             if status.is_success() {
                 return Ok(bytes);
             }

@@ -60,12 +60,12 @@ pub enum OpsManagerError {
         detail: String,
     },
     /// The request could not be sent or the answer not read (after retries).
-    #[error("cannot reach Ops Manager for {what}: {source}")]
+    #[error("cannot reach Ops Manager for {what}: {cause}")]
     Transport {
         /// The request.
         what: String,
-        /// The cause.
-        source: reqwest::Error,
+        /// The cause with its own causes, e.g. `… tcp connect error: Connection refused`.
+        cause: String,
     },
     /// The answer is not what the public API documents.
     #[error("unexpected answer from Ops Manager for {what}: {message}")]
@@ -79,12 +79,12 @@ pub enum OpsManagerError {
     #[error("invalid group id {0:?}: expected letters and digits (a 24-character hex id)")]
     InvalidGroupId(String),
     /// A backup file could not be read or written.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done, with the path.
         what: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A backup file's content does not match the MD5 in its name.
     #[error("{path}: content MD5 {actual} does not match {expected} in the file name")]
@@ -115,10 +115,27 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 impl OpsManagerError {
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(what: impl Into<String>, cause: std::io::Error) -> Self {
         Self::Io {
             what: what.into(),
-            source,
+            cause,
+        }
+    }
+
+    pub(crate) fn transport(what: impl Into<String>, error: &reqwest::Error) -> Self {
+        let mut cause = error.to_string();
+        let mut next = std::error::Error::source(error);
+        while let Some(inner) = next {
+            let text = inner.to_string();
+            if !cause.contains(&text) {
+                cause.push_str(": ");
+                cause.push_str(&text);
+            }
+            next = inner.source();
+        }
+        Self::Transport {
+            what: what.into(),
+            cause,
         }
     }
 }
