@@ -198,11 +198,12 @@ async fn concurrent_runs_do_not_corrupt_anything() {
     let env = Env::new(crate::support::database::Backend::Sqlite, 6).await;
     env.ok(&["db", "migrate"]).await;
     let args = ["opsmanager", "backup", "--all-groups", "--quiet"];
+    let vars = [("PINCHER_LOG", "info")];
     let (a, b, c, d) = tokio::join!(
-        env.run(&args),
-        env.run(&args),
-        env.run(&args),
-        env.run(&args)
+        env.run_with(&args, &vars),
+        env.run_with(&args, &vars),
+        env.run_with(&args, &vars),
+        env.run_with(&args, &vars)
     );
     let outputs = [a, b, c, d];
     for output in &outputs {

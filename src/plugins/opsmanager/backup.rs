@@ -519,7 +519,7 @@ pub async fn back_up_group(
         }
     };
     let (outcome, path, md5) = stored;
-    tracing::info!(group = %group, version, outcome = outcome.as_str(), "backup done");
+    tracing::debug!(group = %group, version, outcome = outcome.as_str(), "backup done");
     GroupBackup {
         group_id: group.clone(),
         outcome,
