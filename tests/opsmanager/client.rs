@@ -38,6 +38,18 @@ async fn one_challenge_serves_many_calls_and_a_stale_nonce_is_rechallenged() {
         1,
         "the nonce is reused with increasing nc"
     );
+    let calls = |operation: &str| {
+        pincher::metrics::METRICS
+            .plugin_calls
+            .with_label_values(&["opsmanager", operation, "ok"])
+            .get()
+    };
+    assert_eq!(
+        calls("list_groups"),
+        1,
+        "every call is observed in the metrics"
+    );
+    assert_eq!(calls("get_automation_config"), 3);
 
     fake.expire_nonces();
     let id = GroupId::parse(&groups[0].id).expect("id");
