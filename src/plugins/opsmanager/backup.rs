@@ -181,8 +181,14 @@ impl BackupStore {
 
     fn lock_group(&self, group: &GroupId) -> Result<File, OpsManagerError> {
         let folder = self.dir.join(group.as_str());
-        std::fs::create_dir_all(&folder)
-            .map_err(|e| OpsManagerError::io(format!("cannot create {}", folder.display()), e))?;
+        if !folder.is_dir() {
+            std::fs::create_dir_all(&folder).map_err(|e| {
+                OpsManagerError::io(format!("cannot create {}", folder.display()), e)
+            })?;
+            crate::atomic_file::sync_dir(&self.dir).map_err(|e| {
+                OpsManagerError::io(format!("cannot sync {}", self.dir.display()), e)
+            })?;
+        }
         let path = folder.join(LOCK_FILE);
         let file = File::options()
             .create(true)
