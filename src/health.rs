@@ -81,6 +81,22 @@ fn probes(state: &AppState) -> Vec<Probe> {
         required: true,
         run: Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) }),
     }];
+    if state.settings.opsmanager.base_url.is_some() {
+        let opsmanager =
+            crate::plugins::opsmanager::OpsManagerClient::from_settings(&state.settings.opsmanager);
+        probes.push(Probe {
+            name: "opsmanager",
+            component_type: "system",
+            required: false,
+            run: Box::pin(async move {
+                opsmanager
+                    .map_err(|e| e.to_string())?
+                    .check()
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
+        });
+    }
     if state.settings.chef.server_url.is_some() {
         let chef = crate::plugins::chef::ChefClient::from_settings(&state.settings.chef);
         probes.push(Probe {

@@ -34,6 +34,12 @@ pub struct Metrics {
     pub services_registered: IntGauge,
     /// Requests refused by authentication, by reason.
     pub auth_failures: IntCounterVec,
+    /// Start time of each group's last successful Ops Manager backup run (Unix seconds).
+    pub opsmanager_last_success: prometheus::GaugeVec,
+    /// Ops Manager backup runs by group and outcome, as recorded in the database.
+    pub opsmanager_runs: IntCounterVec,
+    /// Backup files in the local store, by group.
+    pub opsmanager_backups_stored: IntGaugeVec,
     /// Calls to external systems by plugin, operation and outcome.
     pub plugin_calls: IntCounterVec,
     /// Latency of calls to external systems by plugin, operation and outcome.
@@ -94,6 +100,27 @@ impl Metrics {
             ),
             &["reason"],
         ));
+        let opsmanager_last_success = defined(prometheus::GaugeVec::new(
+            Opts::new(
+                "pincher_opsmanager_last_backup_success_timestamp_seconds",
+                "Start of each group's last successful Ops Manager backup run, Unix seconds.",
+            ),
+            &["group"],
+        ));
+        let opsmanager_runs = defined(IntCounterVec::new(
+            Opts::new(
+                "pincher_opsmanager_backup_runs_total",
+                "Ops Manager backup runs by group and outcome (stored, unchanged, failed).",
+            ),
+            &["group", "outcome"],
+        ));
+        let opsmanager_backups_stored = defined(IntGaugeVec::new(
+            Opts::new(
+                "pincher_opsmanager_backups_stored",
+                "Backup files in the local backup folder, by group.",
+            ),
+            &["group"],
+        ));
         let plugin_calls = defined(IntCounterVec::new(
             Opts::new(
                 "pincher_plugin_calls_total",
@@ -125,6 +152,9 @@ impl Metrics {
             Box::new(db_pool_connections.clone()),
             Box::new(services_registered.clone()),
             Box::new(auth_failures.clone()),
+            Box::new(opsmanager_last_success.clone()),
+            Box::new(opsmanager_runs.clone()),
+            Box::new(opsmanager_backups_stored.clone()),
             Box::new(plugin_calls.clone()),
             Box::new(plugin_call_duration.clone()),
             Box::new(build_info),
@@ -142,6 +172,9 @@ impl Metrics {
             db_pool_connections,
             services_registered,
             auth_failures,
+            opsmanager_last_success,
+            opsmanager_runs,
+            opsmanager_backups_stored,
             plugin_calls,
             plugin_call_duration,
         }
@@ -174,7 +207,7 @@ impl Metrics {
 
     /// Refreshes the gauges read from the database. A database that cannot be read leaves
     /// the last values in place (its failure shows in `/status`).
-    pub async fn refresh(&self, db: &Db) {
+    pub async fn refresh(&self, db: &Db, backups_dir: &std::path::Path) {
         let pool = db.pool_stats();
         self.db_pool_connections
             .with_label_values(&["open"])
@@ -185,6 +218,47 @@ impl Metrics {
         match crate::db::services::count(db).await {
             Ok(count) => self.services_registered.set(count),
             Err(e) => tracing::debug!(error = %e, "cannot count services for the metrics"),
+        }
+        match crate::db::backups::last_success_per_group(db).await {
+            Ok(rows) => {
+                for row in rows {
+                    self.opsmanager_last_success
+                        .with_label_values(&[row.group_id.as_str()])
+                        .set(row.started_at.unix_timestamp() as f64);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read backup runs for the metrics"),
+        }
+        match crate::db::backups::run_counts(db).await {
+            Ok(rows) => {
+                for row in rows {
+                    let counter = self
+                        .opsmanager_runs
+                        .with_label_values(&[row.group_id.as_str(), row.outcome.as_str()]);
+                    let recorded = u64::try_from(row.runs).unwrap_or(0);
+                    if recorded > counter.get() {
+                        counter.inc_by(recorded - counter.get());
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot count backup runs for the metrics"),
+        }
+        let store = crate::plugins::opsmanager::BackupStore::new(backups_dir.to_owned());
+        match tokio::task::spawn_blocking(move || store.list(None)).await {
+            Ok(Ok(entries)) => {
+                let mut per_group = std::collections::BTreeMap::<String, i64>::new();
+                for entry in entries {
+                    *per_group.entry(entry.group_id.to_string()).or_default() += 1;
+                }
+                self.opsmanager_backups_stored.reset();
+                for (group, count) in per_group {
+                    self.opsmanager_backups_stored
+                        .with_label_values(&[group.as_str()])
+                        .set(count);
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot list backups for the metrics"),
+            Err(e) => tracing::debug!(error = %e, "backup listing task failed"),
         }
     }
 

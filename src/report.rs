@@ -42,7 +42,7 @@ pub struct ReportError {
 }
 
 /// How complete a report is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Completeness {
     /// Every part was read.

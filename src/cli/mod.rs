@@ -4,6 +4,7 @@
 pub mod chef;
 pub mod config;
 pub mod db;
+pub mod opsmanager;
 pub mod serve;
 pub mod services;
 pub mod status;
@@ -49,6 +50,8 @@ pub enum Command {
     Tokens(tokens::Opts),
     /// Query the Chef server: nodes, search, status.
     Chef(Box<chef::Opts>),
+    /// Back up and restore MongoDB Ops Manager automation configurations.
+    Opsmanager(Box<opsmanager::Opts>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Status(opts) => status::run(opts, settings).await,
             Command::Tokens(opts) => tokens::run(opts, settings).await,
             Command::Chef(opts) => chef::run(*opts, settings).await,
+            Command::Opsmanager(opts) => opsmanager::run(*opts, settings).await,
         }
     })
 }

@@ -224,6 +224,10 @@ pub struct OpsManagerSettings {
     pub timeout_secs: u64,
     /// Largest number of groups fetched at once.
     pub concurrency: usize,
+    /// Retries of a call answered with 5xx or 429, or that could not be sent.
+    pub max_retries: u32,
+    /// Delay before the first retry; each further retry waits twice as long.
+    pub retry_delay_ms: u64,
 }
 
 impl Default for OpsManagerSettings {
@@ -235,6 +239,8 @@ impl Default for OpsManagerSettings {
             group_ids: Vec::new(),
             timeout_secs: 30,
             concurrency: 4,
+            max_retries: 3,
+            retry_delay_ms: 500,
         }
     }
 }
@@ -509,6 +515,9 @@ impl Settings {
         }
         if self.opsmanager.concurrency == 0 {
             return Err(invalid("opsmanager.concurrency", "expected at least 1"));
+        }
+        if self.opsmanager.timeout_secs == 0 {
+            return Err(invalid("opsmanager.timeout_secs", "expected at least 1"));
         }
         if self.opsmanager.base_url.is_some()
             && (self.opsmanager.public_key.is_none() || self.opsmanager.private_key.is_none())

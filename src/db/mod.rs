@@ -1,6 +1,7 @@
 //! The database layer: one connection pool (SQLite or PostgreSQL), embedded migrations for
 //! both, and the repositories that own every SQL statement.
 
+pub mod backups;
 pub mod services;
 pub mod tokens;
 

@@ -4,6 +4,7 @@
 //! and timed by plugin, operation and outcome.
 
 pub mod chef;
+pub mod opsmanager;
 
 use std::future::Future;
 use std::time::Instant;

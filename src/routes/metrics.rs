@@ -70,7 +70,9 @@ async fn metrics(
             return response;
         }
     }
-    METRICS.refresh(&state.db).await;
+    METRICS
+        .refresh(&state.db, &state.settings.backups.dir)
+        .await;
     let mut response = (StatusCode::OK, METRICS.encode()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

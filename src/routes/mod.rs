@@ -1,5 +1,6 @@
 //! The HTTP face: one router merging each resource's routes, wrapped in the middleware stack.
 
+pub mod backups;
 pub mod error;
 pub mod extract;
 pub mod index;

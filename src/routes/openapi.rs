@@ -27,7 +27,8 @@ use crate::app::AppState;
     tags(
         (name = "meta", description = "Index, health probes, metrics and this document"),
         (name = "services", description = "The registry of services"),
-        (name = "tokens", description = "API tokens (admin scope)")
+        (name = "tokens", description = "API tokens (admin scope)"),
+        (name = "backups", description = "Ops Manager automation-config backups")
     )
 )]
 struct ApiDoc;
@@ -60,6 +61,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::metrics::router())
         .merge(super::services::router())
         .merge(super::tokens::router())
+        .merge(super::backups::router())
 }
 
 /// The document, built once.

@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 
 use support::database::{Backend, TestDatabase};
+use support::opsmanager::{FakeOpsManager, PRIVATE_KEY, PUBLIC_KEY};
 use support::server::{ServerProcess, create_token};
 
 fn schemathesis() -> String {
@@ -21,8 +22,18 @@ fn schemathesis() -> String {
 
 async fn fuzz(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    let env = [("PINCHER_DATABASE__URL", database.url.as_str())];
+    let opsmanager = FakeOpsManager::start(3).await;
     let work = tempfile::tempdir().expect("tempdir");
+    let backups = work.path().join("backups");
+    let groups = opsmanager.group_ids().join(",");
+    let env = [
+        ("PINCHER_DATABASE__URL", database.url.as_str()),
+        ("PINCHER_OPSMANAGER__BASE_URL", opsmanager.base_url.as_str()),
+        ("PINCHER_OPSMANAGER__PUBLIC_KEY", PUBLIC_KEY),
+        ("PINCHER_OPSMANAGER__PRIVATE_KEY", PRIVATE_KEY),
+        ("PINCHER_OPSMANAGER__GROUP_IDS", groups.as_str()),
+        ("PINCHER_BACKUPS__DIR", backups.to_str().expect("path")),
+    ];
     let token = create_token(work.path(), &env);
     let server = ServerProcess::start(work.path(), &env);
     let seed = std::env::var("PINCHER_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261126".into());

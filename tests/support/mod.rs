@@ -7,5 +7,6 @@
 
 pub mod chef;
 pub mod database;
+pub mod opsmanager;
 pub mod private_postgres;
 pub mod server;

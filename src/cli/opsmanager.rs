@@ -1,0 +1,473 @@
+//! `pincher opsmanager …`: back up Ops Manager automation configurations, and list, verify,
+//! diff, prune and restore the backups.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Outcome, open_database, with_stdout};
+use crate::config::Settings;
+use crate::db::backups as runs;
+use crate::plugins::NoProgress;
+use crate::plugins::opsmanager::backup::{self, PrunePolicy};
+use crate::plugins::opsmanager::diff::{self, Change};
+use crate::plugins::opsmanager::{
+    BackupOutcome, BackupStore, GroupBackup, GroupId, OpsManagerClient,
+};
+use crate::render::{OutputFormat, write_json, write_table};
+
+/// `pincher opsmanager …`
+#[derive(Debug, Args)]
+pub struct Opts {
+    #[command(subcommand)]
+    command: OpsManagerCommand,
+    /// Backup folder (overrides `backups.dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum OpsManagerCommand {
+    /// Back up the automation configuration of each group as {dir}/{group}/{version}-{md5}.json.
+    Backup {
+        /// Group (project) id to back up (repeatable; default: opsmanager.group_ids).
+        #[arg(long = "group", value_name = "ID")]
+        groups: Vec<String>,
+        /// Back up every group the API key can see.
+        #[arg(long, conflicts_with = "groups")]
+        all_groups: bool,
+        /// Print only failures (to stderr), for cron.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Work with stored backups.
+    Backups {
+        #[command(subcommand)]
+        command: BackupsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupsCommand {
+    /// List backups: group, version, md5, size and time, newest first.
+    List {
+        /// Only this group's backups.
+        #[arg(long, value_name = "ID")]
+        group: Option<String>,
+    },
+    /// Recompute every backup's MD5; exits 1 on any mismatch.
+    Verify {
+        /// Only this group's backups.
+        #[arg(long, value_name = "ID")]
+        group: Option<String>,
+    },
+    /// Structural diff of two backup files (or any two JSON files); secrets are masked.
+    Diff {
+        /// The old document.
+        a: PathBuf,
+        /// The new document.
+        b: PathBuf,
+    },
+    /// Delete old backups; the newest backup of each group is always kept.
+    Prune {
+        /// Keep the N newest backups of each group.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+              required_unless_present = "keep_days", conflicts_with = "keep_days")]
+        keep: Option<u32>,
+        /// Keep backups written in the last D days.
+        #[arg(long, value_name = "D")]
+        keep_days: Option<u32>,
+        /// Only this group's backups.
+        #[arg(long, value_name = "ID")]
+        group: Option<String>,
+    },
+    /// Replace a group's live automation configuration with a backup, whole.
+    Restore {
+        /// The backup file ({version}-{md5}.json).
+        file: PathBuf,
+        /// The group (project) to restore into.
+        #[arg(long, value_name = "ID")]
+        group: String,
+        /// Show the diff against the live configuration and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (required when there is no terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Runs the command.
+pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
+    let store = BackupStore::new(opts.dir.clone().unwrap_or(settings.backups.dir.clone()));
+    let output = opts.output;
+    match opts.command {
+        OpsManagerCommand::Backup {
+            groups,
+            all_groups,
+            quiet,
+        } => run_backup(&settings, &store, &groups, all_groups, quiet, output).await,
+        OpsManagerCommand::Backups { command } => match command {
+            BackupsCommand::List { group } => list(&store, group.as_deref(), output),
+            BackupsCommand::Verify { group } => verify(&store, group.as_deref(), output),
+            BackupsCommand::Diff { a, b } => show_diff(&a, &b, output),
+            BackupsCommand::Prune {
+                keep,
+                keep_days,
+                group,
+            } => {
+                let policy = match (keep, keep_days) {
+                    (Some(n), _) => PrunePolicy::KeepLast(n as usize),
+                    (None, Some(d)) => PrunePolicy::KeepDays(d),
+                    (None, None) => anyhow::bail!("give --keep N or --keep-days D"),
+                };
+                prune(&store, group.as_deref(), policy, output)
+            }
+            BackupsCommand::Restore {
+                file,
+                group,
+                dry_run,
+                yes,
+            } => restore(&settings, &file, &group, dry_run, yes).await,
+        },
+    }
+}
+
+fn parse_group(id: Option<&str>) -> anyhow::Result<Option<GroupId>> {
+    Ok(id.map(GroupId::parse).transpose()?)
+}
+
+#[derive(Serialize)]
+struct BackupSummary {
+    stored: usize,
+    unchanged: usize,
+    failed: usize,
+}
+
+#[derive(Serialize)]
+struct BackupRunOutput<'a> {
+    results: &'a [GroupBackup],
+    summary: BackupSummary,
+}
+
+async fn run_backup(
+    settings: &Settings,
+    store: &BackupStore,
+    named: &[String],
+    all_groups: bool,
+    quiet: bool,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    if named.is_empty() && !all_groups && settings.opsmanager.group_ids.is_empty() {
+        anyhow::bail!(
+            "no groups to back up: name them with --group ID or --all-groups, or set \
+             opsmanager.group_ids"
+        );
+    }
+    let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
+    let db = open_database(settings).await;
+    let groups = backup::resolve_groups(&client, named, all_groups, &settings.opsmanager.group_ids)
+        .await
+        .context("cannot list the Ops Manager groups to back up")?;
+    let results = backup::back_up_groups(
+        &client,
+        store,
+        &groups,
+        settings.opsmanager.concurrency,
+        Arc::new(NoProgress),
+    )
+    .await;
+    let recorded = match db {
+        Ok(db) => {
+            let recorded = runs::record_all(&db, &results)
+                .await
+                .map_err(anyhow::Error::from);
+            db.close().await;
+            recorded
+        }
+        Err(e) => Err(e),
+    };
+
+    let count = |o: BackupOutcome| results.iter().filter(|r| r.outcome == o).count();
+    let summary = BackupSummary {
+        stored: count(BackupOutcome::Stored),
+        unchanged: count(BackupOutcome::Unchanged),
+        failed: count(BackupOutcome::Failed),
+    };
+    let failed = summary.failed;
+    match output {
+        OutputFormat::Json => with_stdout(|out| {
+            write_json(
+                out,
+                &BackupRunOutput {
+                    results: &results,
+                    summary,
+                },
+            )
+        })?,
+        OutputFormat::Table if quiet => {
+            for r in results
+                .iter()
+                .filter(|r| r.outcome == BackupOutcome::Failed)
+            {
+                eprintln!("{}", describe(r));
+            }
+        }
+        OutputFormat::Table => with_stdout(|out| {
+            for r in &results {
+                writeln!(out, "{}", describe(r))?;
+            }
+            Ok(())
+        })?,
+    }
+    if let Err(e) = recorded {
+        eprintln!("warning: the run could not be recorded in the database: {e:#}");
+        if failed < results.len() {
+            return Ok(Outcome::Partial);
+        }
+    }
+    if failed == results.len() && !results.is_empty() {
+        let first = results
+            .iter()
+            .find_map(|r| r.error.clone())
+            .unwrap_or_default();
+        anyhow::bail!("no group could be backed up ({failed} failed); first failure: {first}");
+    }
+    Ok(if failed > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+fn describe(r: &GroupBackup) -> String {
+    let version = r.version.map(|v| v.to_string()).unwrap_or_default();
+    match r.outcome {
+        BackupOutcome::Stored => format!(
+            "stored     {} version {version} -> {} ({} bytes)",
+            r.group_id,
+            r.path
+                .as_deref()
+                .map(Path::display)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            r.bytes.unwrap_or_default()
+        ),
+        BackupOutcome::Unchanged => {
+            format!("unchanged  {} version {version}", r.group_id)
+        }
+        BackupOutcome::Failed => format!(
+            "failed     {}: {}",
+            r.group_id,
+            r.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn list(store: &BackupStore, group: Option<&str>, output: OutputFormat) -> anyhow::Result<Outcome> {
+    let entries = store.list(parse_group(group)?.as_ref())?;
+    with_stdout(|out| match output {
+        OutputFormat::Json => write_json(out, &entries),
+        OutputFormat::Table => write_table(
+            out,
+            &["group", "version", "md5", "bytes", "written"],
+            entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.group_id.to_string(),
+                        e.version.to_string(),
+                        e.md5.clone(),
+                        e.bytes.to_string(),
+                        rfc3339(e.modified),
+                    ]
+                })
+                .collect(),
+        ),
+    })?;
+    Ok(Outcome::Success)
+}
+
+fn verify(
+    store: &BackupStore,
+    group: Option<&str>,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    let results = store.verify(parse_group(group)?.as_ref())?;
+    with_stdout(|out| match output {
+        OutputFormat::Json => write_json(out, &results),
+        OutputFormat::Table => {
+            for r in &results {
+                let state = match (&r.error, r.ok) {
+                    (Some(e), _) => format!("UNREADABLE ({e})"),
+                    (None, true) => "ok".to_owned(),
+                    (None, false) => format!(
+                        "MISMATCH (content md5 {})",
+                        r.actual_md5.as_deref().unwrap_or_default()
+                    ),
+                };
+                writeln!(out, "{}  {state}", r.entry.path.display())?;
+            }
+            Ok(())
+        }
+    })?;
+    let bad = results.iter().filter(|r| !r.ok).count();
+    if bad > 0 {
+        anyhow::bail!(
+            "{bad} of {} backup(s) do not match their MD5",
+            results.len()
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+fn write_changes(
+    out: &mut dyn Write,
+    changes: &[Change],
+    output: OutputFormat,
+) -> std::io::Result<()> {
+    match output {
+        OutputFormat::Json => write_json(out, &changes),
+        OutputFormat::Table => {
+            if changes.is_empty() {
+                writeln!(out, "no differences")?;
+            }
+            for change in changes {
+                writeln!(out, "{change}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show_diff(a: &Path, b: &Path, output: OutputFormat) -> anyhow::Result<Outcome> {
+    let changes = diff::diff(&read_json(a)?, &read_json(b)?);
+    with_stdout(|out| write_changes(out, &changes, output))?;
+    Ok(Outcome::Success)
+}
+
+fn prune(
+    store: &BackupStore,
+    group: Option<&str>,
+    policy: PrunePolicy,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    let deleted = store.prune(
+        parse_group(group)?.as_ref(),
+        policy,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    with_stdout(|out| match output {
+        OutputFormat::Json => write_json(out, &deleted),
+        OutputFormat::Table => {
+            for e in &deleted {
+                writeln!(out, "deleted {}", e.path.display())?;
+            }
+            writeln!(out, "deleted {} backup(s)", deleted.len())
+        }
+    })?;
+    Ok(Outcome::Success)
+}
+
+async fn restore(
+    settings: &Settings,
+    file: &Path,
+    group: &str,
+    dry_run: bool,
+    yes: bool,
+) -> anyhow::Result<Outcome> {
+    let group = GroupId::parse(group)?;
+    let backup = backup::read_verified(file)
+        .with_context(|| format!("refusing to restore {}", file.display()))?;
+    if let Some(from) = backup.group_id.as_ref().filter(|g| **g != group) {
+        eprintln!(
+            "note: {} was backed up from group {from}, restoring into {group}",
+            file.display()
+        );
+    }
+    let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
+    let live = client
+        .automation_config(&group)
+        .await
+        .with_context(|| format!("cannot read the live configuration of group {group}"))?;
+    let backup_doc: Value = serde_json::from_slice(&backup.config.bytes)
+        .with_context(|| format!("{} is not valid JSON", file.display()))?;
+    let live_doc: Value =
+        serde_json::from_slice(&live.bytes).context("the live configuration is not valid JSON")?;
+    let changes = diff::diff(&live_doc, &backup_doc);
+    with_stdout(|out| {
+        writeln!(
+            out,
+            "restore {} (version {}, md5 {}) into group {group}, live version {}:",
+            file.display(),
+            backup.config.version,
+            backup.md5,
+            live.version
+        )?;
+        write_changes(out, &changes, OutputFormat::Table)
+    })?;
+    if dry_run {
+        with_stdout(|out| writeln!(out, "dry run: nothing was changed"))?;
+        return Ok(Outcome::Success);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "refusing to replace the automation configuration of group {group} without \
+                 --yes: there is no terminal to ask on"
+            );
+        }
+        eprint!("Replace the live automation configuration of group {group}? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            anyhow::bail!("restore cancelled; nothing was changed");
+        }
+    }
+    let current = client
+        .automation_config(&group)
+        .await
+        .with_context(|| format!("cannot re-read the live configuration of group {group}"))?;
+    if current.version != live.version {
+        anyhow::bail!(
+            "refusing to restore: the live configuration of group {group} moved from version {} \
+             to {} since the diff was shown; run restore again to review the new diff",
+            live.version,
+            current.version
+        );
+    }
+    client
+        .put_automation_config(&group, &backup.config.bytes)
+        .await
+        .with_context(|| format!("cannot replace the automation configuration of group {group}"))?;
+    let after = client
+        .automation_config(&group)
+        .await
+        .with_context(|| format!("the restore was sent but group {group} could not be re-read"))?;
+    with_stdout(|out| {
+        writeln!(
+            out,
+            "restored group {group} from version {}: live version is now {}",
+            backup.config.version, after.version
+        )
+    })?;
+    Ok(Outcome::Success)
+}

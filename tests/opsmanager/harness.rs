@@ -1,0 +1,165 @@
+//! One test's world: a fake Ops Manager, a fresh database, a backup folder, and a way to run
+//! `pincher` against them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use md5::{Digest, Md5};
+use pincher::config::{DatabaseSettings, DatabaseUrl};
+use pincher::db::Db;
+
+use crate::support::database::{Backend, TestDatabase};
+use crate::support::opsmanager::{FakeOpsManager, PRIVATE_KEY, PUBLIC_KEY};
+
+/// Lowercase hex MD5.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Md5::digest(bytes))
+}
+
+/// A fake Ops Manager, a database and a backup folder.
+pub struct Env {
+    /// The fake.
+    pub fake: FakeOpsManager,
+    /// The database (its temp folder also holds the backups).
+    pub database: TestDatabase,
+    /// The backup folder.
+    pub dir: PathBuf,
+}
+
+impl Env {
+    /// A fake with `groups` groups and a fresh `backend` database.
+    pub async fn new(backend: Backend, groups: usize) -> Self {
+        let fake = FakeOpsManager::start(groups).await;
+        let database = TestDatabase::create(backend).await;
+        let dir = database.dir.path().join("backups");
+        Self {
+            fake,
+            database,
+            dir,
+        }
+    }
+
+    /// `pincher ARGS…` configured for this world, with extra environment variables.
+    pub async fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut command = self.command(env!("CARGO_BIN_EXE_pincher"));
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        command.args(args).output().await.expect("run pincher")
+    }
+
+    /// `program` with this world's settings in its environment, in the test's folder.
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PINCHER_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .current_dir(self.database.dir.path())
+            .stdin(Stdio::null())
+            .env("PINCHER_DATABASE__URL", &self.database.url)
+            .env("PINCHER_LOG", "warn")
+            .env("PINCHER_BACKUPS__DIR", &self.dir)
+            .env("PINCHER_OPSMANAGER__BASE_URL", &self.fake.base_url)
+            .env("PINCHER_OPSMANAGER__PUBLIC_KEY", PUBLIC_KEY)
+            .env("PINCHER_OPSMANAGER__PRIVATE_KEY", PRIVATE_KEY)
+            .env("PINCHER_OPSMANAGER__RETRY_DELAY_MS", "10")
+            .env("PINCHER_OPSMANAGER__MAX_RETRIES", "2")
+            .env("PINCHER_OPSMANAGER__TIMEOUT_SECS", "10");
+        command
+    }
+
+    /// `pincher ARGS…`.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[]).await
+    }
+
+    /// Runs and asserts exit 0, returning stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "pincher {args:?}: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// Runs with `--output json`, asserts exit `code`, and parses stdout.
+    pub async fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let output = self.run(&args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "pincher {args:?}: {}",
+            stderr(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON output")
+    }
+
+    /// Names of the files in a group's backup folder (the lock file left out), sorted.
+    pub fn files(&self, group: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.join(group))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != ".lock")
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Where the fake's current configuration of `group` would be stored.
+    pub fn expected_path(&self, group: &str) -> PathBuf {
+        let bytes = self.fake.config(group);
+        self.dir.join(group).join(format!(
+            "{}-{}.json",
+            self.fake.version(group),
+            md5_hex(&bytes)
+        ))
+    }
+
+    /// A pool on this world's database.
+    pub fn db(&self) -> Db {
+        Db::connect(&DatabaseSettings {
+            url: DatabaseUrl::new(self.database.url.clone()),
+            ..DatabaseSettings::default()
+        })
+        .expect("connect to the test database")
+    }
+}
+
+/// Stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every temp file (`.pincher-*.tmp`) under `dir`.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(temp_files(&path));
+        } else if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            found.push(path);
+        }
+    }
+    found
+}
