@@ -9,3 +9,4 @@ mod backup;
 mod backups;
 mod client;
 mod harness;
+mod storage_faults;
