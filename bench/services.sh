@@ -49,12 +49,14 @@ results=()
 run_pincher() { # BACKEND URL
   local backend=$1 url=$2 port pid ids peak rss_idle get post metrics status
   port=$(free_port)
+  token=$(PINCHER_DATABASE__URL=$url "$bin" tokens create --name "bench-$$" --scope admin 2>/dev/null)
+  auth="Authorization: Bearer $token"
   PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=16 \
     "$bin" serve --port "$port" 2>"$out/pincher-$backend.log" &
   pid=$!; pids+=("$pid")
   wait_http "http://127.0.0.1:$port/status/ready"
   ids=$out/ids-$backend.txt
-  seq 1 "$seed" | xargs -P 8 -I{} curl -s -H 'content-type: application/json' \
+  seq 1 "$seed" | xargs -P 8 -I{} curl -s -H "$auth" -H 'content-type: application/json' \
     -d '{"name":"svc-{}","owner":"bench","tags":{"service":"svc-{}"}}' "http://127.0.0.1:$port/services" \
     | grep -o '"id":"[^"]*"' | cut -d'"' -f4 > "$ids"
   sleep 1
@@ -62,18 +64,18 @@ run_pincher() { # BACKEND URL
   peak=$rss_idle
   ( while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid" || echo 0); [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" > "$out/peak-$backend"; sleep 0.2; done ) &
   pids+=("$!")
-  BENCH_IDS=$ids wrk_run "get-$backend" "http://127.0.0.1:$port" -s bench/get_random.lua > "$out/get-$backend.sum" &
+  BENCH_IDS=$ids wrk_run "get-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/get_random.lua > "$out/get-$backend.sum" &
   local wrk_pid=$!
   sleep 1
   metrics=$(probe_latency "http://127.0.0.1:$port/metrics")
   wait "$wrk_pid"
   get=$(cat "$out/get-$backend.sum")
-  BENCH_IDS=$ids wrk_run "status-load-$backend" "http://127.0.0.1:$port" -s bench/get_random.lua > /dev/null &
+  BENCH_IDS=$ids wrk_run "status-load-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/get_random.lua > /dev/null &
   wrk_pid=$!
   sleep 1
   status=$(probe_latency "http://127.0.0.1:$port/status")
   wait "$wrk_pid"
-  post=$(wrk_run "post-$backend" "http://127.0.0.1:$port" -s bench/post_unique.lua)
+  post=$(wrk_run "post-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/post_unique.lua)
   local loaded; loaded=$(cat "$out/peak-$backend" 2>/dev/null || echo "$rss_idle")
   results+=("| pincher $backend | GET /services/{id} | $get |")
   results+=("| pincher $backend | POST /services | $post |")

@@ -63,7 +63,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("secret.json");
         write_atomic(&path, b"{}")?;
-        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
         Ok(())
     }
 

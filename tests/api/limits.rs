@@ -1,7 +1,5 @@
 //! Limits that keep the service answering: header size, concurrency, and a locked SQLite file.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -10,6 +8,7 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 use crate::support::database::Backend;
+use crate::support::sqlite_lock::SqliteLock;
 
 both_backends! {
     async fn oversized_headers_are_431(backend) {
@@ -28,43 +27,6 @@ both_backends! {
             .await
             .expect("send");
         assert_eq!(response.status(), 200);
-    }
-}
-
-/// Another process holding an exclusive lock on the SQLite file until dropped.
-struct SqliteLock(Child);
-
-impl SqliteLock {
-    fn take(path: &std::path::Path) -> Self {
-        let mut child = Command::new("python3")
-            .args([
-                "-c",
-                "import sqlite3, sys\n\
-                 c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-                 c.execute('BEGIN EXCLUSIVE')\n\
-                 print('locked', flush=True)\n\
-                 sys.stdin.read()\n",
-            ])
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 is needed to lock the SQLite file");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert_eq!(line.trim(), "locked");
-        Self(child)
-    }
-}
-
-impl Drop for SqliteLock {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.0.stdin.take() {
-            let _ = stdin.flush();
-        }
-        let _ = self.0.wait();
     }
 }
 

@@ -1,20 +1,13 @@
 //! Running the binary: a clean environment, a temp working folder, captured output.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::support::database::{Backend, TestDatabase};
 
 /// A `pincher` command with no inherited `PINCHER_*` settings, run in `dir`.
 pub fn pincher(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pincher"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PINCHER_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command.current_dir(dir).stdin(Stdio::null());
-    command
+    crate::support::server::pincher_command(dir)
 }
 
 /// A fresh database and a `pincher` command factory pointed at it.

@@ -1,35 +1,10 @@
 //! SIGTERM while requests are in flight: they finish, new connections are refused, and the
 //! process exits 0 within the drain timeout.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::server::{ServerProcess, client, create_token};
-
-/// Holds an exclusive lock on a SQLite file, so writes wait (in flight) until it is released.
-fn lock_sqlite(path: &std::path::Path) -> Child {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('BEGIN EXCLUSIVE')\n\
-             print('locked', flush=True)\n\
-             sys.stdin.read()\n",
-        ])
-        .arg(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed to lock the SQLite file");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "locked");
-    child
-}
+use crate::support::sqlite_lock::SqliteLock;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_finishes_every_accepted_request_and_exits_0() {
@@ -64,7 +39,7 @@ async fn sigterm_under_load_finishes_every_accepted_request_and_exits_0() {
         .collect();
 
     // Writers that will be in flight (waiting on the lock) when SIGTERM arrives.
-    let lock = lock_sqlite(&dir.path().join("pincher.db"));
+    let lock = SqliteLock::take(&dir.path().join("pincher.db"));
     let writers: Vec<_> = (0..16)
         .map(|i| {
             let request = client(&token)
@@ -84,9 +59,7 @@ async fn sigterm_under_load_finishes_every_accepted_request_and_exits_0() {
         refused.as_ref().is_err_and(reqwest::Error::is_connect),
         "new connections are refused while draining: {refused:?}"
     );
-    let mut lock = lock;
-    drop(lock.stdin.take());
-    let _ = lock.wait();
+    drop(lock);
 
     for writer in writers {
         let response = writer
@@ -116,7 +89,7 @@ async fn the_drain_timeout_bounds_how_long_shutdown_waits() {
     ];
     let token = create_token(dir.path(), &env);
     let mut server = ServerProcess::start(dir.path(), &env);
-    let mut lock = lock_sqlite(&dir.path().join("pincher.db"));
+    let lock = SqliteLock::take(&dir.path().join("pincher.db"));
     let stuck = tokio::spawn(
         client(&token)
             .post(format!("{}/services", server.url()))
@@ -133,8 +106,7 @@ async fn the_drain_timeout_bounds_how_long_shutdown_waits() {
         started.elapsed()
     );
     assert_eq!(status.code(), Some(0));
-    drop(lock.stdin.take());
-    let _ = lock.wait();
+    drop(lock);
     let _ = stuck.await;
     let lines = server.lines.lock().expect("lock").clone();
     assert!(lines.iter().any(|l| {

@@ -40,17 +40,7 @@ async fn spawn_app(env: &Env, configure: impl FnOnce(&mut Settings)) -> (String,
     .expect("store a token");
     let app = pincher::routes::router(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .expect("header"),
-    );
-    let client = reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .expect("client");
-    (address, client)
+    (address, crate::support::server::client(token.expose()))
 }
 
 both_backends! {

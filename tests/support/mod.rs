@@ -10,3 +10,4 @@ pub mod database;
 pub mod opsmanager;
 pub mod private_postgres;
 pub mod server;
+pub mod sqlite_lock;
