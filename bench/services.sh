@@ -38,6 +38,10 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 wrk_run() {
   local name=$1 url=$2; shift 2
   wrk --latency -t2 -c"$conns" -d"$duration" "$@" "$url" > "$out/$name.txt"
+  if grep -q 'Non-2xx' "$out/$name.txt"; then
+    echo "bench: $name got non-2xx answers: $(grep 'Non-2xx' "$out/$name.txt")" >&2
+    exit 1
+  fi
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s %s %s", rps, p50, p99}' "$out/$name.txt"
 }
 probe_latency() { # URL: p50 and p99 of one connection polling URL for the duration

@@ -196,9 +196,9 @@ impl Metrics {
     }
 
     /// Records one HTTP request served.
-    pub fn record_http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn record_http_request(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
         self.http_requests
-            .with_label_values(&[method, route, status.to_string().as_str()])
+            .with_label_values(&[method, route, status])
             .inc();
         self.http_request_duration
             .with_label_values(&[method, route])

@@ -53,8 +53,15 @@ fn json_text<T: serde::Serialize>(value: &T) -> Result<String, DbError> {
     serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
 }
 
-const COLUMNS: &str = "id, name, display_name, description, owner, tags, links, metadata, \
-                       revision, created_at, updated_at";
+macro_rules! columns {
+    () => {
+        "id, name, display_name, description, owner, tags, links, metadata, revision, \
+         created_at, updated_at"
+    };
+}
+const COLUMNS: &str = columns!();
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM services WHERE id = $1");
+const SELECT_BY_NAME: &str = concat!("SELECT ", columns!(), " FROM services WHERE name = $1");
 
 /// One page of services in name order.
 #[derive(Debug, Clone)]
@@ -149,13 +156,13 @@ pub async fn count(db: &Db) -> Result<i64, DbError> {
 pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
     let row: Option<ServiceRow> = match key {
         ServiceKey::Id(id) => on_pool!(db, pool => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE id = $1"))
+            sqlx::query_as(SELECT_BY_ID)
                 .bind(*id)
                 .fetch_optional(pool)
                 .await
         })?,
         ServiceKey::Name(name) => on_pool!(db, pool => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM services WHERE name = $1"))
+            sqlx::query_as(SELECT_BY_NAME)
                 .bind(name.as_str())
                 .fetch_optional(pool)
                 .await

@@ -1,7 +1,7 @@
 //! Bearer-token authentication and scope checks for every request that needs them.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -22,19 +22,19 @@ const CACHE_CAPACITY: usize = 10_000;
 /// Recently verified tokens by hash, so most requests need no database round trip.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<String, (ApiToken, Instant)>>,
+    entries: RwLock<HashMap<String, (Arc<ApiToken>, Instant)>>,
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str, ttl: Duration) -> Option<ApiToken> {
+    fn get(&self, hash: &str, ttl: Duration) -> Option<Arc<ApiToken>> {
         let entries = self.entries.read().ok()?;
         entries
             .get(hash)
             .filter(|(_, at)| at.elapsed() < ttl)
-            .map(|(token, _)| token.clone())
+            .map(|(token, _)| Arc::clone(token))
     }
 
-    fn put(&self, hash: String, token: ApiToken) {
+    fn put(&self, hash: String, token: Arc<ApiToken>) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= CACHE_CAPACITY {
                 entries.clear();
@@ -112,7 +112,8 @@ pub async fn require_token(
         Some(token) => Some(token),
         None => match tokens::find_active(&state.db, &hash).await {
             Ok(Some(token)) => {
-                state.tokens.put(hash, token.clone());
+                let token = Arc::new(token);
+                state.tokens.put(hash, Arc::clone(&token));
                 Some(token)
             }
             Ok(None) => None,

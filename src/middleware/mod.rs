@@ -30,7 +30,7 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// The matched route template of a request, passed from the router to the access log.
 #[derive(Debug, Clone)]
-struct RouteTemplate(String);
+struct RouteTemplate(MatchedPath);
 
 /// Wraps `routes` in the middleware stack.
 ///
@@ -80,10 +80,7 @@ fn request_span(request: &Request) -> tracing::Span {
 }
 
 async fn remember_route(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteTemplate(route));
@@ -116,13 +113,13 @@ async fn observe_request(request: Request, next: Next) -> Response {
         .extensions()
         .get::<RouteTemplate>()
         .map_or(UNMATCHED_ROUTE, |r| r.0.as_str());
-    let status = response.status().as_u16();
-    METRICS.record_http_request(method.as_str(), route, status, elapsed);
+    let status = response.status();
+    METRICS.record_http_request(method.as_str(), route, status.as_str(), elapsed);
     tracing::info!(
         target: "pincher::access",
         method = %method,
         route,
-        status,
+        status = status.as_u16(),
         latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         "request"
     );
