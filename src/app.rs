@@ -12,6 +12,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The database pool.
     pub db: Db,
+    /// The AWS SDK configuration, loaded on first use.
+    pub aws: crate::plugins::aws::SharedAws,
 }
 
 impl AppState {
@@ -21,6 +23,7 @@ impl AppState {
         Ok(Self {
             settings: Arc::new(settings),
             db,
+            aws: crate::plugins::aws::SharedAws::default(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: one clap tree whose commands call into the library, print their result
 //! once, and map outcomes to exit codes (0 success, 1 failure, 2 usage, 3 partial).
 
+pub mod aws;
 pub mod config;
 pub mod db;
 pub mod serve;
@@ -40,6 +41,8 @@ pub enum Command {
     Db(db::Opts),
     /// Manage the service registry.
     Services(Box<services::Opts>),
+    /// AWS inventory and cost reports.
+    Aws(Box<aws::Opts>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -89,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Config(opts) => config::run(opts, &settings),
             Command::Db(opts) => db::run(opts, settings).await,
             Command::Services(opts) => services::run(*opts, settings).await,
+            Command::Aws(opts) => aws::run(*opts, settings).await,
         }
     })
 }

@@ -55,6 +55,9 @@ pub struct Settings {
     pub chef: ChefSettings,
     /// Where backups are stored.
     pub backups: BackupSettings,
+    /// Folder of report templates overriding the embedded ones by file name
+    /// (`report.html.j2`, `report.md.j2`).
+    pub templates_dir: Option<PathBuf>,
 }
 
 /// `[server]`: the HTTP listener and its limits.
@@ -384,6 +387,14 @@ impl Settings {
             return Err(invalid(
                 "log.level",
                 format!("expected a filter such as `info` or `pincher=debug`: {e}"),
+            ));
+        }
+        if let Some(dir) = &self.templates_dir
+            && !dir.is_dir()
+        {
+            return Err(invalid(
+                "templates_dir",
+                format!("{} is not a folder", dir.display()),
             ));
         }
         if self.aws.concurrency == 0 {

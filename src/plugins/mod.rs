@@ -3,6 +3,8 @@
 //! with their own error enums. Every remote call goes through [`observe`], so it is counted
 //! and timed by plugin, operation and outcome.
 
+pub mod aws;
+
 use std::future::Future;
 use std::time::Instant;
 

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod extract;
 pub mod index;
+pub mod reports;
 pub mod services;
 
 use axum::Router;
@@ -18,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(index::router())
         .merge(services::router())
+        .merge(reports::router())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit));

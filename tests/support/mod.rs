@@ -6,3 +6,4 @@
 )]
 
 pub mod database;
+pub mod moto;
