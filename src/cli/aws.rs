@@ -12,10 +12,14 @@ use crate::config::Settings;
 use crate::db::services as repo;
 use crate::domain::service::{ServiceFilter, ServiceKey};
 use crate::plugins::Progress;
+use crate::plugins::aws::ce;
 use crate::plugins::aws::ec2::{self, Ec2Query};
+use crate::plugins::aws::lambdas::{self, LambdaQuery};
+use crate::plugins::aws::organizations;
+use crate::plugins::aws::rds::{self, RdsQuery};
 use crate::plugins::aws::{AccountSelection, Aws, RegionSelection, ServiceMatcher, Targets};
-use crate::render::{Extras, ReportFormat, Templates, describe_error, render_report};
-use crate::report::{Completeness, Report, Tabular};
+use crate::render::{Extras, ReportFormat, Templates, chart, describe_error, render_report};
+use crate::report::{Completeness, Period, Report, Tabular};
 
 /// `pincher aws …`
 #[derive(Debug, Args)]
@@ -88,12 +92,118 @@ enum AwsCommand {
         #[command(subcommand)]
         command: Ec2Command,
     },
+    /// RDS DB instances.
+    Rds {
+        #[command(subcommand)]
+        command: RdsCommand,
+    },
+    /// Lambda functions.
+    Lambda {
+        #[command(subcommand)]
+        command: LambdaCommand,
+    },
+    /// Cost Explorer.
+    Ce {
+        #[command(subcommand)]
+        command: CeCommand,
+    },
+    /// Accounts of the organization.
+    Organizations {
+        #[command(subcommand)]
+        command: OrganizationsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum Ec2Command {
     /// Instances of the selected accounts and regions, with their registered services.
     Report(Ec2Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum RdsCommand {
+    /// DB instances of the selected accounts and regions, with their registered services.
+    Report(RdsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum LambdaCommand {
+    /// Functions of the selected accounts and regions, deprecated runtimes flagged.
+    Report(LambdaArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CeCommand {
+    /// Cost for a period by time and group, with the change against the previous period.
+    Report(CeArgs),
+}
+
+#[derive(Debug, Args)]
+struct CeArgs {
+    /// First day (YYYY-MM-DD); default: the first day of last month.
+    #[arg(long, value_parser = parse_date)]
+    start: Option<time::Date>,
+    /// First day not included (YYYY-MM-DD); default: today (month to date).
+    #[arg(long, value_parser = parse_date)]
+    end: Option<time::Date>,
+    /// Time buckets: daily or monthly.
+    #[arg(long, default_value = "monthly")]
+    granularity: String,
+    /// Cost metric: UnblendedCost, AmortizedCost, NetUnblendedCost, BlendedCost, …
+    #[arg(long, default_value = "UnblendedCost")]
+    metric: String,
+    /// Group by service, account, region, tag:KEY or registered-service.
+    #[arg(long, value_name = "GROUP")]
+    group_by: Option<String>,
+    /// Also forecast the rest of the current month (GetCostForecast).
+    #[arg(long)]
+    forecast: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+fn parse_date(s: &str) -> Result<time::Date, String> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
+}
+
+#[derive(Debug, Subcommand)]
+enum OrganizationsCommand {
+    /// Accounts with their organizational-unit path.
+    Report(OrganizationsArgs),
+}
+
+#[derive(Debug, Args)]
+struct RdsArgs {
+    /// Only instances of this engine (repeatable), e.g. postgres.
+    #[arg(long = "engine", value_name = "ENGINE")]
+    engines: Vec<String>,
+    /// Only instances with this tag (repeatable; all must match).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = crate::plugins::aws::parse_tag)]
+    tags: Vec<(String, String)>,
+    /// Only instances of this registered service (by name).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct LambdaArgs {
+    /// Only functions on this runtime (repeatable), e.g. python3.12.
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    runtimes: Vec<String>,
+    /// Only functions on runtimes past their AWS deprecation date.
+    #[arg(long)]
+    deprecated: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct OrganizationsArgs {
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Where and how a report is written.
@@ -194,6 +304,99 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             )
             .await
             .context("cannot build the EC2 report")?;
+            emit(&report, &args.output, &settings, &Extras::default())
+        }
+        AwsCommand::Rds {
+            command: RdsCommand::Report(args),
+        } => {
+            let db = open_database(&settings).await?;
+            let services = repo::list_all(&db, &ServiceFilter::default())
+                .await
+                .context("cannot read the registered services")?;
+            db.close().await;
+            let query = RdsQuery {
+                targets,
+                engines: args.engines,
+                tags: args.tags,
+                service: args.service,
+            };
+            let progress = progress_bar("RDS");
+            let report = rds::instance_report(
+                &aws,
+                &query,
+                &ServiceMatcher::new(&services),
+                progress.as_ref(),
+            )
+            .await
+            .context("cannot build the RDS report")?;
+            emit(&report, &args.output, &settings, &Extras::default())
+        }
+        AwsCommand::Lambda {
+            command: LambdaCommand::Report(args),
+        } => {
+            let query = LambdaQuery {
+                targets,
+                runtimes: args.runtimes,
+                deprecated_only: args.deprecated,
+            };
+            let progress = progress_bar("Lambda");
+            let report = lambdas::function_report(&aws, &query, progress.as_ref())
+                .await
+                .context("cannot build the Lambda report")?;
+            emit(&report, &args.output, &settings, &Extras::default())
+        }
+        AwsCommand::Ce {
+            command: CeCommand::Report(args),
+        } => {
+            let defaults = ce::default_period(time::OffsetDateTime::now_utc().date());
+            let group_by = args
+                .group_by
+                .as_deref()
+                .map(ce::GroupBy::parse)
+                .transpose()?;
+            let services = if group_by == Some(ce::GroupBy::RegisteredService) {
+                let db = open_database(&settings).await?;
+                let services = repo::list_all(&db, &ServiceFilter::default())
+                    .await
+                    .context("cannot read the registered services")?;
+                db.close().await;
+                services
+                    .into_iter()
+                    .filter(|s| !s.tags.is_empty())
+                    .map(|s| (s.name, s.tags))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let query = ce::CeQuery {
+                period: Period {
+                    start: args.start.unwrap_or(defaults.start),
+                    end: args.end.unwrap_or(defaults.end),
+                },
+                granularity: ce::Granularity::parse(&args.granularity)?,
+                metric: args.metric,
+                group_by,
+                forecast: args.forecast,
+            };
+            let progress = progress_bar("Cost");
+            let report = ce::cost_report(&aws, &query, &services, progress.as_ref())
+                .await
+                .context("cannot build the cost report")?;
+            let extras = Extras {
+                chart_svg: Some(chart::cost_over_time(
+                    &ce::cost_over_time(&report.rows),
+                    &report.summary.unit,
+                )),
+            };
+            emit(&report, &args.output, &settings, &extras)
+        }
+        AwsCommand::Organizations {
+            command: OrganizationsCommand::Report(args),
+        } => {
+            let progress = progress_bar("Organizations");
+            let report = organizations::account_report(&aws, progress.as_ref())
+                .await
+                .context("cannot build the Organizations report")?;
             emit(&report, &args.output, &settings, &Extras::default())
         }
     }

@@ -2,7 +2,7 @@
 //! as JSON (the default), CSV, Markdown, HTML or a text table by `format=` or `Accept`.
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,11 +13,15 @@ use crate::app::AppState;
 use crate::db::services as repo;
 use crate::domain::service::{ServiceFilter, ServiceKey};
 use crate::plugins::NoProgress;
+use crate::plugins::aws::ce;
 use crate::plugins::aws::ec2::{self, Ec2Query};
+use crate::plugins::aws::lambdas::{self, LambdaQuery};
+use crate::plugins::aws::organizations;
+use crate::plugins::aws::rds::{self, RdsQuery};
 use crate::plugins::aws::{
     AccountSelection, AwsError, RegionSelection, ServiceMatcher, Targets, parse_tag,
 };
-use crate::render::{Extras, ReportFormat, Templates, render_report};
+use crate::render::{Extras, ReportFormat, Templates, chart, render_report};
 use crate::report::{Completeness, Report, Tabular};
 
 /// Response header telling whether every part of a report was read: `complete`, `partial`
@@ -26,7 +30,13 @@ pub const COMPLETENESS_HEADER: &str = "pincher-report-completeness";
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/reports/aws/ec2", get(ec2_report))
+    Router::new()
+        .route("/reports/aws/ec2", get(ec2_report))
+        .route("/reports/aws/rds", get(rds_report))
+        .route("/reports/aws/lambda", get(lambda_report))
+        .route("/reports/aws/organizations", get(organizations_report))
+        .route("/reports/aws/ce", get(cost_report))
+        .route("/services/{key}/report", get(service_report))
 }
 
 impl From<AwsError> for ApiError {
@@ -202,4 +212,243 @@ async fn ec2_report(
     let report =
         ec2::instance_report(aws, &query, &ServiceMatcher::new(&services), &NoProgress).await?;
     respond(&state, &report, params.format, &Extras::default())
+}
+
+#[tracing::instrument(skip_all)]
+async fn rds_report(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = ReportParams::parse(raw.as_deref(), &headers)?;
+    let mut query = RdsQuery {
+        targets: params.targets,
+        ..RdsQuery::default()
+    };
+    for (key, value) in params.rest {
+        match key.as_str() {
+            "engine" => query.engines.extend(list(&value)),
+            "tag" => query
+                .tags
+                .push(parse_tag(&value).map_err(|m| ApiError::bad_parameter("tag", m))?),
+            "service" => query.service = Some(value),
+            other => return Err(unknown(other, "engine, tag, service")),
+        }
+    }
+    let services = repo::list_all(&state.db, &ServiceFilter::default()).await?;
+    let aws = state.aws.get(&state.settings.aws).await;
+    let report =
+        rds::instance_report(aws, &query, &ServiceMatcher::new(&services), &NoProgress).await?;
+    respond(&state, &report, params.format, &Extras::default())
+}
+
+#[tracing::instrument(skip_all)]
+async fn lambda_report(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = ReportParams::parse(raw.as_deref(), &headers)?;
+    let mut query = LambdaQuery {
+        targets: params.targets,
+        ..LambdaQuery::default()
+    };
+    for (key, value) in params.rest {
+        match key.as_str() {
+            "runtime" => query.runtimes.extend(list(&value)),
+            "deprecated" => query.deprecated_only = flag("deprecated", &value)?,
+            other => return Err(unknown(other, "runtime, deprecated")),
+        }
+    }
+    let aws = state.aws.get(&state.settings.aws).await;
+    let report = lambdas::function_report(aws, &query, &NoProgress).await?;
+    respond(&state, &report, params.format, &Extras::default())
+}
+
+#[tracing::instrument(skip_all)]
+async fn organizations_report(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = ReportParams::parse(raw.as_deref(), &headers)?;
+    if let Some((other, _)) = params.rest.first() {
+        return Err(unknown(other, "no report-specific parameters"));
+    }
+    let aws = state.aws.get(&state.settings.aws).await;
+    let report = organizations::account_report(aws, &NoProgress).await?;
+    respond(&state, &report, params.format, &Extras::default())
+}
+
+fn parse_date(name: &str, value: &str) -> Result<time::Date, ApiError> {
+    time::Date::parse(
+        value,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|e| ApiError::bad_parameter(name, format!("expected YYYY-MM-DD: {e}")))
+}
+
+/// The registered services that have tags, as (name, tags).
+async fn tagged_services(
+    state: &AppState,
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, ApiError> {
+    Ok(repo::list_all(&state.db, &ServiceFilter::default())
+        .await?
+        .into_iter()
+        .filter(|s| !s.tags.is_empty())
+        .map(|s| (s.name, s.tags))
+        .collect())
+}
+
+#[tracing::instrument(skip_all)]
+async fn cost_report(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = ReportParams::parse(raw.as_deref(), &headers)?;
+    let defaults = ce::default_period(time::OffsetDateTime::now_utc().date());
+    let mut query = ce::CeQuery {
+        period: defaults,
+        granularity: ce::Granularity::Monthly,
+        metric: "UnblendedCost".into(),
+        group_by: None,
+        forecast: false,
+    };
+    for (key, value) in params.rest {
+        match key.as_str() {
+            "start" => query.period.start = parse_date("start", &value)?,
+            "end" => query.period.end = parse_date("end", &value)?,
+            "granularity" => {
+                query.granularity = ce::Granularity::parse(&value)
+                    .map_err(|e| ApiError::bad_parameter("granularity", e.to_string()))?;
+            }
+            "metric" => query.metric = value,
+            "group_by" => {
+                query.group_by = Some(
+                    ce::GroupBy::parse(&value)
+                        .map_err(|e| ApiError::bad_parameter("group_by", e.to_string()))?,
+                );
+            }
+            "forecast" => query.forecast = flag("forecast", &value)?,
+            other => {
+                return Err(unknown(
+                    other,
+                    "start, end, granularity, metric, group_by, forecast",
+                ));
+            }
+        }
+    }
+    if let Err(e) = query.validate() {
+        let name = if ce::METRICS.contains(&query.metric.as_str()) {
+            "end"
+        } else {
+            "metric"
+        };
+        return Err(ApiError::bad_parameter(name, e.to_string()));
+    }
+    let services = if query.group_by == Some(ce::GroupBy::RegisteredService) {
+        tagged_services(&state).await?
+    } else {
+        Vec::new()
+    };
+    let aws = state.aws.get(&state.settings.aws).await;
+    let report = ce::cost_report(aws, &query, &services, &NoProgress).await?;
+    let extras = Extras {
+        chart_svg: Some(chart::cost_over_time(
+            &ce::cost_over_time(&report.rows),
+            &report.summary.unit,
+        )),
+    };
+    respond(&state, &report, params.format, &extras)
+}
+
+/// What `GET /services/{key}/report` returns: the service, its resources found by its tags,
+/// and its cost for the period.
+#[derive(Debug, Serialize)]
+pub struct ServiceReport {
+    /// The registered service.
+    pub service: crate::domain::service::Service,
+    /// Its EC2 instances.
+    pub ec2: Report<ec2::Ec2Row, ec2::Ec2Summary>,
+    /// Its RDS DB instances.
+    pub rds: Report<rds::RdsRow, rds::RdsSummary>,
+    /// Its cost (Cost Explorer filtered on all of its tags).
+    pub cost: Report<ce::CostRow, ce::CostSummary>,
+}
+
+fn worst(completeness: &[Completeness]) -> &'static str {
+    if completeness.iter().all(|c| *c == Completeness::Complete) {
+        "complete"
+    } else if completeness.iter().all(|c| *c == Completeness::Failed) {
+        "failed"
+    } else {
+        "partial"
+    }
+}
+
+#[tracing::instrument(skip_all, fields(service = %key))]
+async fn service_report(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = ReportParams::parse(raw.as_deref(), &headers)?;
+    if params.format != ReportFormat::Json {
+        return Err(ApiError::bad_parameter(
+            "format",
+            "the service report is JSON only",
+        ));
+    }
+    let mut period = ce::default_period(time::OffsetDateTime::now_utc().date());
+    for (name, value) in params.rest {
+        match name.as_str() {
+            "start" => period.start = parse_date("start", &value)?,
+            "end" => period.end = parse_date("end", &value)?,
+            other => return Err(unknown(other, "start, end")),
+        }
+    }
+    let key = ServiceKey::parse(&key)
+        .map_err(|_| ApiError::NotFound(format!("service {key:?} not found")))?;
+    let service = repo::get(&state.db, &key).await?;
+    let matcher = ServiceMatcher::new(&repo::list_all(&state.db, &ServiceFilter::default()).await?);
+    let aws = state.aws.get(&state.settings.aws).await;
+    let ec2_query = Ec2Query {
+        targets: params.targets.clone(),
+        service: Some((service.name.clone(), service.tags.clone())),
+        ..Ec2Query::default()
+    };
+    let rds_query = RdsQuery {
+        targets: params.targets,
+        service: Some(service.name.clone()),
+        ..RdsQuery::default()
+    };
+    let cost_query = ce::CeQuery {
+        period,
+        granularity: ce::Granularity::Monthly,
+        metric: "UnblendedCost".into(),
+        group_by: Some(ce::GroupBy::RegisteredService),
+        forecast: false,
+    };
+    let ec2 = ec2::instance_report(aws, &ec2_query, &matcher, &NoProgress).await?;
+    let rds = rds::instance_report(aws, &rds_query, &matcher, &NoProgress).await?;
+    let services = if service.tags.is_empty() {
+        Vec::new()
+    } else {
+        vec![(service.name.clone(), service.tags.clone())]
+    };
+    let cost = ce::cost_report(aws, &cost_query, &services, &NoProgress).await?;
+    let completeness = worst(&[ec2.completeness(), rds.completeness(), cost.completeness()]);
+    let mut response = axum::Json(ServiceReport {
+        service,
+        ec2,
+        rds,
+        cost,
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(COMPLETENESS_HEADER, HeaderValue::from_static(completeness));
+    Ok(response)
 }

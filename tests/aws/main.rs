@@ -4,5 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cost;
 mod ec2;
 mod harness;
+mod inventory;

@@ -208,6 +208,218 @@ impl MotoOrg {
     }
 }
 
+impl MotoOrg {
+    /// Creates a DB instance.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one seed call per DB instance reads best"
+    )]
+    pub async fn create_db_instance(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        identifier: &str,
+        engine: &str,
+        class: &str,
+        storage_gib: i32,
+        multi_az: bool,
+        tags: &[(&str, &str)],
+    ) {
+        let mut request = aws_sdk_rds::Client::new(&self.config(account, region))
+            .create_db_instance()
+            .db_instance_identifier(identifier)
+            .engine(engine)
+            .db_instance_class(class)
+            .allocated_storage(storage_gib)
+            .multi_az(multi_az)
+            .storage_type("gp3")
+            .master_username("admin")
+            .master_user_password("not-a-secret-1");
+        for (k, v) in tags {
+            request = request.tags(aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+        }
+        request.send().await.expect("CreateDBInstance");
+    }
+
+    /// Creates an IAM role through moto's query API (moto does not check signatures).
+    pub async fn create_role(&self, account: &AccountCredentials, name: &str) -> String {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "CreateRole")
+            .append_pair("Version", "2010-05-08")
+            .append_pair("RoleName", name)
+            .append_pair("AssumeRolePolicyDocument", "{}")
+            .finish();
+        let response = reqwest::Client::new()
+            .post(format!("{}/", self.url))
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/iam/aws4_request, \
+                     SignedHeaders=host, Signature=0",
+                    account.access_key_id
+                ),
+            )
+            .header("x-amz-security-token", &account.session_token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("CreateRole");
+        assert!(
+            response.status().is_success(),
+            "CreateRole: {}",
+            response.status()
+        );
+        format!("arn:aws:iam::{}:role/{name}", account.account)
+    }
+
+    /// Creates a Lambda function whose code is `code` (a zip archive).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one seed call per function reads best"
+    )]
+    pub async fn create_function(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        role: &str,
+        name: &str,
+        runtime: &str,
+        memory_mb: i32,
+        timeout_secs: i32,
+        code: &[u8],
+    ) {
+        aws_sdk_lambda::Client::new(&self.config(account, region))
+            .create_function()
+            .function_name(name)
+            .runtime(runtime.into())
+            .role(role)
+            .handler("main.handler")
+            .memory_size(memory_mb)
+            .timeout(timeout_secs)
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(code.to_vec()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateFunction {name}: {e:?}"));
+    }
+
+    /// Creates the organizational unit `name` under `parent` (a root or unit id); returns its id.
+    pub async fn create_unit(&self, parent: &str, name: &str) -> String {
+        self.organizations()
+            .create_organizational_unit()
+            .parent_id(parent)
+            .name(name)
+            .send()
+            .await
+            .expect("CreateOrganizationalUnit")
+            .organizational_unit
+            .and_then(|u| u.id)
+            .expect("unit id")
+    }
+
+    /// The id of the organization's root.
+    pub async fn root_id(&self) -> String {
+        self.organizations()
+            .list_roots()
+            .send()
+            .await
+            .expect("ListRoots")
+            .roots
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|r| r.id)
+            .expect("a root")
+    }
+
+    /// Moves `account` from `from` to `to`.
+    pub async fn move_account(&self, account: &str, from: &str, to: &str) {
+        self.organizations()
+            .move_account()
+            .account_id(account)
+            .source_parent_id(from)
+            .destination_parent_id(to)
+            .send()
+            .await
+            .expect("MoveAccount");
+    }
+
+    /// Queues Cost Explorer results for the management account: GetCostAndUsage answers
+    /// each new request with the next one (and repeats it for the same request).
+    pub async fn queue_cost_results(&self, results: Vec<serde_json::Value>) {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/moto-api/static/ce/cost-and-usage-results",
+                self.url
+            ))
+            .json(&serde_json::json!({"account_id": self.management.account, "results": results}))
+            .send()
+            .await
+            .expect("seed Cost Explorer results");
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "seeding Cost Explorer results"
+        );
+    }
+
+    fn organizations(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.config(&self.management, "us-east-1"))
+    }
+}
+
+/// A zip archive holding one small Python file.
+pub fn lambda_zip() -> Vec<u8> {
+    let content = b"def handler(event, context):\n    return 1\n";
+    let name = b"main.py";
+    let crc = crc32(content);
+    let mut zip = Vec::new();
+    let local = |zip: &mut Vec<u8>| {
+        zip.extend_from_slice(&[0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        zip.extend_from_slice(&crc.to_le_bytes());
+        zip.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        zip.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        zip.extend_from_slice(&0u16.to_le_bytes());
+        zip.extend_from_slice(name);
+        zip.extend_from_slice(content);
+    };
+    local(&mut zip);
+    let central_at = zip.len() as u32;
+    zip.extend_from_slice(&[0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    zip.extend_from_slice(&crc.to_le_bytes());
+    zip.extend_from_slice(&(content.len() as u32).to_le_bytes());
+    zip.extend_from_slice(&(content.len() as u32).to_le_bytes());
+    zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    zip.extend_from_slice(&[0; 12]);
+    zip.extend_from_slice(&0u32.to_le_bytes());
+    zip.extend_from_slice(name);
+    let central_len = zip.len() as u32 - central_at;
+    zip.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0]);
+    zip.extend_from_slice(&central_len.to_le_bytes());
+    zip.extend_from_slice(&central_at.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    zip
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 /// Tags as a map, for comparisons.
 pub fn tag_map(tags: &[(&str, &str)]) -> BTreeMap<String, String> {
     tags.iter()

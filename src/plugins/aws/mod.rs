@@ -2,7 +2,11 @@
 //! accounts (Organizations + STS AssumeRole) and regions (DescribeRegions), and a bounded
 //! concurrent fan-out over account × region that turns each failed part into a report error.
 
+pub mod ce;
 pub mod ec2;
+pub mod lambdas;
+pub mod organizations;
+pub mod rds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -51,6 +55,9 @@ pub enum AwsError {
     /// An argument is not usable (bad date, unknown group, …).
     #[error("{0}")]
     Invalid(String),
+    /// Every part of a report failed; the reason of the last one.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl AwsError {
