@@ -65,6 +65,10 @@ echo "instances: $count over ${#regions[@]} regions; pincher: $pincher"
 for run in 1 2 3; do
   measure "pincher (aws.concurrency=8, default) #$run" "$pincher" aws --regions "$list" ec2 report --output json
   PINCHER_AWS__CONCURRENCY=1 measure "pincher (aws.concurrency=1) #$run" "$pincher" aws --regions "$list" ec2 report --output json
+  measure "moto alone (curl, 4 regions, 1 page each) #$run" bash -c '
+    for r in "$@"; do curl -s -o /dev/null "'"$url"'/" -H "content-type: application/x-www-form-urlencoded" \
+      -H "authorization: AWS4-HMAC-SHA256 Credential=bench/20260101/$r/ec2/aws4_request, SignedHeaders=host, Signature=0" \
+      --data "Action=DescribeInstances&Version=2016-11-15&MaxResults=1000"; done' _ "${regions[@]}"
   measure "awscli describe-instances x4 regions #$run" bash -c '
     for r in "$@"; do "'"$venv"'/bin/aws" --endpoint-url "'"$url"'" --region "$r" ec2 describe-instances --output json; done' _ "${regions[@]}"
 done
