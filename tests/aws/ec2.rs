@@ -146,7 +146,23 @@ fn report(f: &Fixture, extra: &[&str]) -> Value {
 #[tokio::test]
 async fn instances_of_every_account_and_region_with_their_services() {
     let f = fixture().await;
-    let report = report(&f, &[]);
+    let output = f.pincher.run(&[
+        "aws",
+        "--all-accounts",
+        "--regions",
+        REGIONS,
+        "ec2",
+        "report",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        output.stderr.is_empty(),
+        "no progress bar when stderr is not a terminal: {}",
+        stderr(&output)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(report["kind"], "aws.ec2");
     assert_eq!(report["errors"], json!([]));
     assert_eq!(report["attempted"], 4);

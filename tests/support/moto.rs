@@ -158,8 +158,8 @@ impl MotoOrg {
                 self.management.session_token.clone(),
             ),
             ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_CONFIG_FILE".into(), "/nonexistent".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/nonexistent".into()),
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             ("PINCHER_AWS__ENDPOINT_URL".into(), self.url.clone()),
         ]
