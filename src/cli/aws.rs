@@ -415,7 +415,10 @@ where
     S: Serialize,
 {
     let templates = Templates::new(settings.templates_dir.as_deref())?;
-    let text = render_report(report, output.format(), &templates, extras)?;
+    let mut text = render_report(report, output.format(), &templates, extras)?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     match &output.out {
         Some(path) => write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?,

@@ -595,3 +595,63 @@ async fn the_http_report_is_the_cli_report() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_named_profile_and_a_templates_dir_are_honoured() {
+    let f = fixture().await;
+    let dir = f.pincher.database.dir.path();
+    let m = &f.pincher.org.management;
+    std::fs::write(
+        dir.join("aws-config"),
+        "[profile demo]\nregion = eu-west-1\n",
+    )
+    .expect("write config");
+    std::fs::write(
+        dir.join("aws-credentials"),
+        format!(
+            "[demo]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+            m.access_key_id, m.secret_access_key, m.session_token
+        ),
+    )
+    .expect("write credentials");
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir");
+    std::fs::write(
+        templates.join("report.md.j2"),
+        "custom {{ title }}: {{ rows | length }} row(s)\n",
+    )
+    .expect("write template");
+    std::fs::write(
+        dir.join("pincher.toml"),
+        format!("templates_dir = {:?}\n", templates.display().to_string()),
+    )
+    .expect("write settings");
+
+    let output = f
+        .pincher
+        .command()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .env("AWS_CONFIG_FILE", dir.join("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("aws-credentials"))
+        .args([
+            "--config",
+            "pincher.toml",
+            "aws",
+            "--profile",
+            "demo",
+            "ec2",
+            "report",
+        ])
+        .args(["--output", "markdown"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "custom EC2 instances: 1 row(s)\n",
+        "the profile's credentials and region (eu-west-1: batch only) and the custom template"
+    );
+}
