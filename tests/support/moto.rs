@@ -210,7 +210,7 @@ impl MotoOrg {
 
 impl MotoOrg {
     /// Creates a DB instance.
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one seed call per DB instance reads best"
     )]
@@ -274,7 +274,7 @@ impl MotoOrg {
     }
 
     /// Creates a Lambda function whose code is `code` (a zip archive).
-    #[allow(
+    #[expect(
         clippy::too_many_arguments,
         reason = "one seed call per function reads best"
     )]
