@@ -306,3 +306,88 @@ async fn a_service_report_lists_its_resources_and_cost() {
     let missing = server.get("/services/nope/report", None).await;
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn daily_cost_by_tag_with_another_metric() {
+    let pincher = Pincher::new(0).await;
+    let day = |start: &str, end: &str, groups: &[(&str, &str)]| {
+        json!({
+            "TimePeriod": {"Start": start, "End": end},
+            "Total": {},
+            "Groups": groups.iter().map(|(key, amount)| json!({
+                "Keys": [key],
+                "Metrics": {"AmortizedCost": {"Amount": amount, "Unit": "USD"}},
+            })).collect::<Vec<_>>(),
+            "Estimated": false,
+        })
+    };
+    pincher
+        .org
+        .queue_cost_results(vec![
+            json!({"ResultsByTime": [
+                day("2026-11-02", "2026-11-03", &[("team$pay", "1.25"), ("team$", "0.75")]),
+                day("2026-11-03", "2026-11-04", &[("team$pay", "2.00")]),
+            ]}),
+            json!({"ResultsByTime": [
+                day("2026-10-31", "2026-11-01", &[("team$pay", "1.00")]),
+                day("2026-11-01", "2026-11-02", &[("team$search", "3.00")]),
+            ]}),
+        ])
+        .await;
+    let report = pincher.json(&[
+        "aws",
+        "ce",
+        "report",
+        "--start",
+        "2026-11-02",
+        "--end",
+        "2026-11-04",
+        "--granularity",
+        "daily",
+        "--metric",
+        "AmortizedCost",
+        "--group-by",
+        "tag:team",
+    ]);
+    assert_eq!(report["errors"], json!([]));
+    assert_eq!(
+        report["rows"],
+        json!([
+            {"start": "2026-11-02", "end": "2026-11-03", "group": "(untagged)", "amount": "0.75", "unit": "USD", "estimated": false},
+            {"start": "2026-11-02", "end": "2026-11-03", "group": "pay", "amount": "1.25", "unit": "USD", "estimated": false},
+            {"start": "2026-11-03", "end": "2026-11-04", "group": "pay", "amount": "2.00", "unit": "USD", "estimated": false},
+        ])
+    );
+    let summary = &report["summary"];
+    assert_eq!(summary["metric"], "AmortizedCost");
+    assert_eq!(
+        summary["previous_period"],
+        json!({"start": "2026-10-31", "end": "2026-11-02"})
+    );
+    assert_eq!(summary["total"], "4.00");
+    assert_eq!(summary["previous_total"], "4.00");
+    assert_eq!(summary["change"], "0.00");
+    assert_eq!(summary["change_percent"], "0.00");
+    assert_eq!(
+        summary["top_movers"],
+        json!([
+            {"group": "search", "current": "0", "previous": "3.00", "change": "-3.00"},
+            {"group": "pay", "current": "3.25", "previous": "1.00", "change": "2.25"},
+            {"group": "(untagged)", "current": "0.75", "previous": "0", "change": "0.75"},
+        ])
+    );
+    assert_eq!(
+        report["scope"]["filters"],
+        json!({"granularity": "daily", "group_by": "tag:team", "metric": "AmortizedCost"})
+    );
+
+    let usage = pincher.run(&[
+        "aws", "ce", "report", "--metric", "Dollars", "--output", "json",
+    ]);
+    assert_eq!(usage.status.code(), Some(1));
+    assert!(
+        stderr(&usage).contains("UnblendedCost"),
+        "{}",
+        stderr(&usage)
+    );
+}
