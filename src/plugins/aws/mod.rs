@@ -166,24 +166,20 @@ impl Aws {
     /// SSO, web identity, container and instance metadata), with `profile` overriding
     /// `aws.profile`, and `aws.region` and `aws.endpoint_url` applied.
     pub async fn load(settings: &AwsSettings, profile: Option<&str>) -> Self {
+        let profile = profile.or(settings.profile.as_deref());
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(profile) = profile.or(settings.profile.as_deref()) {
+        if let Some(profile) = profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(region) = &settings.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
+        let home_region = match &settings.region {
+            Some(region) => region.clone(),
+            None => home_region_from_environment(profile).await,
+        };
+        loader = loader.region(Region::new(home_region.clone()));
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
         }
         let base = loader.load().await;
-        let home_region = base
-            .region()
-            .map_or_else(|| DEFAULT_HOME_REGION.to_owned(), ToString::to_string);
-        let base = base
-            .to_builder()
-            .region(Region::new(home_region.clone()))
-            .build();
         Self {
             base,
             home_region,
@@ -468,6 +464,24 @@ impl Aws {
             regions: region_names.into_iter().collect(),
         })
     }
+}
+
+/// The region of `AWS_REGION`/`AWS_DEFAULT_REGION`, else of the profile, else
+/// [`DEFAULT_HOME_REGION`]. Instance metadata is not asked: on a workstation it only adds
+/// timeouts and warnings, and reports name their regions anyway.
+async fn home_region_from_environment(profile: Option<&str>) -> String {
+    use aws_config::environment::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::region::ProfileFileRegionProvider;
+    let mut from_profile = ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        from_profile = from_profile.profile_name(profile);
+    }
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(from_profile.build())
+        .region()
+        .await
+        .map_or_else(|| DEFAULT_HOME_REGION.to_owned(), |r| r.to_string())
 }
 
 fn account_error(account: &str, e: &AwsError) -> ReportError {
