@@ -655,3 +655,31 @@ async fn a_named_profile_and_a_templates_dir_are_honoured() {
         "the profile's credentials and region (eu-west-1: batch only) and the custom template"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_endpoint_fails_naming_the_call() {
+    let pincher = Pincher::new(0).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("address"))
+    };
+    let output = pincher
+        .command()
+        .env("PINCHER_AWS__ENDPOINT_URL", &closed)
+        .args(["aws", "ec2", "report", "--output", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("sts:GetCallerIdentity") && err.contains("Connection refused"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "printed once: {err}");
+    assert!(!err.contains("DispatchFailure"), "no debug dump: {err}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        !err.contains(&pincher.org.management.secret_access_key),
+        "{err}"
+    );
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
@@ -75,11 +75,25 @@ impl AwsError {
                     format!("HTTP {} without an AWS error code", context.raw().status())
                 }
                 SdkError::TimeoutError(_) => "timed out".to_owned(),
-                other => DisplayErrorContext(other).to_string(),
+                other => describe_chain(other),
             },
         };
         Self::Call { operation, message }
     }
+}
+
+/// An error and its sources, each once, joined by `: ` (no debug dumps).
+fn describe_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// Runs one AWS API call through [`observe`] and describes its error.
