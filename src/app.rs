@@ -18,6 +18,8 @@ pub struct AppState {
     pub health: Arc<HealthCache>,
     /// Recently verified API tokens.
     pub tokens: Arc<TokenCache>,
+    /// The AWS SDK configuration, loaded on first use.
+    pub aws: crate::plugins::aws::SharedAws,
 }
 
 impl AppState {
@@ -29,6 +31,7 @@ impl AppState {
             db,
             health: Arc::default(),
             tokens: Arc::default(),
+            aws: crate::plugins::aws::SharedAws::default(),
         })
     }
 }

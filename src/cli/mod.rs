@@ -2,6 +2,7 @@
 //! once, and map outcomes to exit codes (0 success, 1 failure, 2 usage, 3 partial).
 
 pub mod chef;
+pub mod aws;
 pub mod config;
 pub mod db;
 pub mod opsmanager;
@@ -52,6 +53,8 @@ pub enum Command {
     Chef(Box<chef::Opts>),
     /// Back up and restore MongoDB Ops Manager automation configurations.
     Opsmanager(Box<opsmanager::Opts>),
+    /// AWS inventory and cost reports.
+    Aws(Box<aws::Opts>),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -108,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Tokens(opts) => tokens::run(opts, settings).await,
             Command::Chef(opts) => chef::run(*opts, settings).await,
             Command::Opsmanager(opts) => opsmanager::run(*opts, settings).await,
+            Command::Aws(opts) => aws::run(*opts, settings).await,
         }
     })
 }

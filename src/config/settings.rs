@@ -59,6 +59,9 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// The health-check endpoints.
     pub status: StatusSettings,
+    /// Folder of report templates overriding the embedded ones by file name
+    /// (`report.html.j2`, `report.md.j2`).
+    pub templates_dir: Option<PathBuf>,
 }
 
 /// `[server]`: the HTTP listener and its limits.
@@ -509,6 +512,14 @@ impl Settings {
         }
         if self.status.check_timeout_ms == 0 {
             return Err(invalid("status.check_timeout_ms", "expected at least 1"));
+        }
+        if let Some(dir) = &self.templates_dir
+            && !dir.is_dir()
+        {
+            return Err(invalid(
+                "templates_dir",
+                format!("{} is not a folder", dir.display()),
+            ));
         }
         if self.aws.concurrency == 0 {
             return Err(invalid("aws.concurrency", "expected at least 1"));

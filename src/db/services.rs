@@ -152,6 +152,20 @@ pub async fn count(db: &Db) -> Result<i64, DbError> {
     Ok(count)
 }
 
+/// Every service matching `filter`, in name order (read page by page).
+pub async fn list_all(db: &Db, filter: &ServiceFilter) -> Result<Vec<Service>, DbError> {
+    let mut services = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = list(db, filter, 500, after.as_deref()).await?;
+        services.extend(page.items);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => return Ok(services),
+        }
+    }
+}
+
 /// One service by id or name.
 pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
     let row: Option<ServiceRow> = match key {

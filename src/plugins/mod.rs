@@ -5,6 +5,7 @@
 
 pub mod chef;
 pub mod opsmanager;
+pub mod aws;
 
 use std::future::Future;
 use std::time::Instant;

@@ -3,6 +3,8 @@
 //! Markdown and HTML come from minijinja templates embedded in the binary, which a
 //! `templates_dir` setting may override file by file.
 
+pub mod chart;
+
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod index;
 pub mod metrics;
 pub mod openapi;
+pub mod reports;
 pub mod services;
 pub mod status;
 pub mod tokens;

@@ -11,3 +11,4 @@ pub mod opsmanager;
 pub mod private_postgres;
 pub mod server;
 pub mod sqlite_lock;
+pub mod moto;

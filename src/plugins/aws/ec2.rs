@@ -1,0 +1,328 @@
+//! The EC2 inventory report: every instance of the selected accounts and regions, with the
+//! registered service it belongs to, and counts by state, type and region.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, Instance};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Aws, AwsError, Part, ServiceMatcher, Targets, call, to_time};
+use crate::plugins::Progress;
+use crate::report::{Report, Scope, Tabular};
+
+/// Largest page DescribeInstances returns.
+const PAGE_SIZE: i32 = 1000;
+
+/// What to include in an EC2 report.
+#[derive(Debug, Clone, Default)]
+pub struct Ec2Query {
+    /// Accounts and regions.
+    pub targets: Targets,
+    /// Only instances in one of these states (`running`, `stopped`, …).
+    pub states: Vec<String>,
+    /// Only instances with these tags (values of one key are alternatives; keys must all match).
+    pub tags: Vec<(String, String)>,
+    /// Only instances of one of these types.
+    pub types: Vec<String>,
+    /// Only instances of this registered service (its name and tags).
+    pub service: Option<(String, BTreeMap<String, String>)>,
+    /// Include every tag of every instance.
+    pub include_tags: bool,
+}
+
+/// One instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2Row {
+    /// Account id.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Instance id.
+    pub instance_id: String,
+    /// The `Name` tag.
+    pub name: Option<String>,
+    /// State: pending, running, stopping, stopped, shutting-down, terminated.
+    pub state: String,
+    /// Instance type, e.g. `t3.micro`.
+    pub instance_type: String,
+    /// `on-demand`, `spot`, `scheduled` or `capacity-block`.
+    pub lifecycle: String,
+    /// Launch time (UTC).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub launch_time: Option<OffsetDateTime>,
+    /// Whole days since launch, at the report's time.
+    pub age_days: Option<i64>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Private IPv4 address.
+    pub private_ip: Option<String>,
+    /// Public IPv4 address.
+    pub public_ip: Option<String>,
+    /// Platform, e.g. `Linux/UNIX` or `Windows`.
+    pub platform: String,
+    /// The registered service whose tags the instance carries.
+    pub service: Option<String>,
+    /// Every tag, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// Counts of an EC2 report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ec2Summary {
+    /// Instances in the report.
+    pub total: usize,
+    /// Instances by state.
+    pub by_state: BTreeMap<String, usize>,
+    /// Instances by type.
+    pub by_type: BTreeMap<String, usize>,
+    /// Instances by region.
+    pub by_region: BTreeMap<String, usize>,
+}
+
+impl Ec2Summary {
+    /// Counts `rows`.
+    pub fn of(rows: &[Ec2Row]) -> Self {
+        let mut summary = Self {
+            total: rows.len(),
+            ..Self::default()
+        };
+        for row in rows {
+            *summary.by_state.entry(row.state.clone()).or_default() += 1;
+            *summary
+                .by_type
+                .entry(row.instance_type.clone())
+                .or_default() += 1;
+            *summary.by_region.entry(row.region.clone()).or_default() += 1;
+        }
+        summary
+    }
+}
+
+impl Tabular for Ec2Row {
+    fn columns() -> Vec<&'static str> {
+        vec![
+            "account",
+            "region",
+            "instance",
+            "name",
+            "state",
+            "type",
+            "lifecycle",
+            "launched",
+            "age (days)",
+            "az",
+            "private ip",
+            "public ip",
+            "platform",
+            "service",
+            "tags",
+        ]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        vec![
+            self.account.clone(),
+            self.region.clone(),
+            self.instance_id.clone(),
+            text(&self.name),
+            self.state.clone(),
+            self.instance_type.clone(),
+            self.lifecycle.clone(),
+            self.launch_time
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default(),
+            self.age_days.map(|d| d.to_string()).unwrap_or_default(),
+            text(&self.availability_zone),
+            text(&self.private_ip),
+            text(&self.public_ip),
+            self.platform.clone(),
+            text(&self.service),
+            self.tags
+                .as_ref()
+                .map(|tags| {
+                    tags.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+        ]
+    }
+}
+
+fn filters(query: &Ec2Query) -> Vec<Filter> {
+    let mut filters = Vec::new();
+    if !query.states.is_empty() {
+        filters.push(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(query.states.clone()))
+                .build(),
+        );
+    }
+    if !query.types.is_empty() {
+        filters.push(
+            Filter::builder()
+                .name("instance-type")
+                .set_values(Some(query.types.clone()))
+                .build(),
+        );
+    }
+    let mut by_key: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (k, v) in &query.tags {
+        by_key.entry(k).or_default().push(v.clone());
+    }
+    if let Some((_, tags)) = &query.service {
+        for (k, v) in tags {
+            by_key.entry(k).or_default().push(v.clone());
+        }
+    }
+    for (key, values) in by_key {
+        filters.push(
+            Filter::builder()
+                .name(format!("tag:{key}"))
+                .set_values(Some(values))
+                .build(),
+        );
+    }
+    filters
+}
+
+/// Reads every instance of one account × region, page by page.
+async fn instances_in(part: Part, filters: Vec<Filter>) -> Result<Vec<(Part, Instance)>, AwsError> {
+    let client = aws_sdk_ec2::Client::new(&part.config);
+    let mut pages = client
+        .describe_instances()
+        .set_filters((!filters.is_empty()).then_some(filters))
+        .max_results(PAGE_SIZE)
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = call("ec2:DescribeInstances", async {
+        pages.next().await.transpose()
+    })
+    .await?
+    {
+        for reservation in page.reservations.unwrap_or_default() {
+            for instance in reservation.instances.unwrap_or_default() {
+                found.push((part.clone(), instance));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn row(
+    part: &Part,
+    instance: Instance,
+    matcher: &ServiceMatcher,
+    now: OffsetDateTime,
+    include_tags: bool,
+) -> Ec2Row {
+    let tags: BTreeMap<String, String> = instance
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+        .collect();
+    let launch_time = instance.launch_time.as_ref().and_then(to_time);
+    let platform = instance
+        .platform_details
+        .or_else(|| instance.platform.map(|p| p.as_str().to_owned()))
+        .unwrap_or_else(|| "Linux/UNIX".into());
+    Ec2Row {
+        account: part.account.clone(),
+        region: part.region.clone(),
+        instance_id: instance.instance_id.unwrap_or_default(),
+        name: tags.get("Name").cloned(),
+        state: instance
+            .state
+            .and_then(|s| s.name)
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
+        instance_type: instance
+            .instance_type
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        lifecycle: instance
+            .instance_lifecycle
+            .map_or_else(|| "on-demand".to_owned(), |l| l.as_str().to_owned()),
+        launch_time,
+        age_days: launch_time.map(|t| (now - t).whole_days()),
+        availability_zone: instance.placement.and_then(|p| p.availability_zone),
+        private_ip: instance.private_ip_address,
+        public_ip: instance.public_ip_address,
+        platform,
+        service: matcher.service_of(&tags).map(str::to_owned),
+        tags: include_tags.then_some(tags),
+    }
+}
+
+/// Builds the EC2 report: instances matching `query` in every selected account × region,
+/// each matched to a registered service of `services`.
+#[tracing::instrument(skip_all, fields(accounts = ?query.targets.accounts, regions = ?query.targets.regions))]
+pub async fn instance_report(
+    aws: &Aws,
+    query: &Ec2Query,
+    services: &ServiceMatcher,
+    progress: &dyn Progress,
+) -> Result<Report<Ec2Row, Ec2Summary>, AwsError> {
+    let now = OffsetDateTime::now_utc();
+    let server_filters = filters(query);
+    let fan_out = aws
+        .fan_out(&query.targets, progress, |part| {
+            instances_in(part, server_filters.clone())
+        })
+        .await?;
+    let mut rows: Vec<Ec2Row> = fan_out
+        .rows
+        .into_iter()
+        .map(|(part, instance)| row(&part, instance, services, now, query.include_tags))
+        .filter(|row| {
+            query
+                .service
+                .as_ref()
+                .is_none_or(|(name, _)| row.service.as_deref() == Some(name))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.account, &a.region, &a.instance_id).cmp(&(&b.account, &b.region, &b.instance_id))
+    });
+    let mut scope_filters = BTreeMap::new();
+    query.targets.describe(&mut scope_filters);
+    let join = |v: &[String]| v.join(",");
+    if !query.states.is_empty() {
+        scope_filters.insert("state".into(), join(&query.states));
+    }
+    if !query.types.is_empty() {
+        scope_filters.insert("type".into(), join(&query.types));
+    }
+    if !query.tags.is_empty() {
+        let tags: Vec<String> = query.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        scope_filters.insert("tag".into(), join(&tags));
+    }
+    if let Some((name, _)) = &query.service {
+        scope_filters.insert("service".into(), name.clone());
+    }
+    Ok(Report {
+        kind: "aws.ec2".into(),
+        title: "EC2 instances".into(),
+        scope: Scope {
+            accounts: fan_out.accounts,
+            regions: fan_out.regions,
+            period: None,
+            filters: scope_filters,
+        },
+        generated_at: now,
+        summary: Ec2Summary::of(&rows),
+        rows,
+        errors: fan_out.errors,
+        attempted: fan_out.attempted,
+    })
+}

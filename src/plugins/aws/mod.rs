@@ -1,0 +1,650 @@
+//! AWS: one shared SDK configuration from the standard credential chain, the choice of
+//! accounts (Organizations + STS AssumeRole) and regions (DescribeRegions), and a bounded
+//! concurrent fan-out over account × region that turns each failed part into a report error.
+
+pub mod ce;
+pub mod ec2;
+pub mod lambdas;
+pub mod organizations;
+pub mod rds;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+use crate::config::AwsSettings;
+use crate::domain::service::Service;
+use crate::plugins::{Progress, observe};
+use crate::report::ReportError;
+
+/// Region used for global APIs (STS, Organizations, Cost Explorer) when none is configured.
+pub const DEFAULT_HOME_REGION: &str = "us-east-1";
+
+/// Name of the session pincher opens in each assumed role.
+const SESSION_NAME: &str = "pincher-report";
+
+/// Why an AWS call or selection failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AwsError {
+    /// An API call failed after the SDK's retries.
+    #[error("{operation}: {message}")]
+    Call {
+        /// The API, e.g. `ec2:DescribeInstances`.
+        operation: &'static str,
+        /// The error code and message AWS returned, or the transport failure.
+        message: String,
+    },
+    /// An account named with `--accounts` cannot be read.
+    #[error("{0}")]
+    Account(String),
+    /// A response lacked a field pincher needs.
+    #[error("{operation}: the response has no {field}")]
+    Incomplete {
+        /// The API.
+        operation: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// An argument is not usable (bad date, unknown group, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// Every part of a report failed; the reason of the last one.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl AwsError {
+    /// Describes an SDK error by its AWS error code and message, else by what went wrong on
+    /// the way (HTTP status, timeout, connection failure).
+    pub fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let message = match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            _ => match err {
+                SdkError::ServiceError(context) => {
+                    format!("HTTP {} without an AWS error code", context.raw().status())
+                }
+                SdkError::TimeoutError(_) => "timed out".to_owned(),
+                other => describe_chain(other),
+            },
+        };
+        Self::Call { operation, message }
+    }
+}
+
+/// An error and its sources, each once, joined by `: ` (no debug dumps).
+fn describe_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// Runs one AWS API call through [`observe`] and describes its error.
+pub async fn call<T, E>(
+    operation: &'static str,
+    request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    observe("aws", operation, request)
+        .await
+        .map_err(|e| AwsError::from_sdk(operation, &e))
+}
+
+/// Which accounts a report reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AccountSelection {
+    /// The account of the current credentials.
+    #[default]
+    Current,
+    /// Every active account of the organization.
+    All,
+    /// These accounts (by id).
+    Listed(Vec<String>),
+}
+
+/// Which regions a report reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RegionSelection {
+    /// The home region (`aws.region`, else the SDK's, else `us-east-1`).
+    #[default]
+    Home,
+    /// These regions.
+    Listed(Vec<String>),
+    /// Every region enabled in each account (DescribeRegions).
+    AllEnabled,
+}
+
+/// The account × region space of a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// Accounts to read.
+    pub accounts: AccountSelection,
+    /// Regions to read in each account.
+    pub regions: RegionSelection,
+}
+
+impl Targets {
+    /// The selection as report filters (`accounts`, `regions`), for the report's scope.
+    pub fn describe(&self, filters: &mut BTreeMap<String, String>) {
+        match &self.accounts {
+            AccountSelection::Current => {}
+            AccountSelection::All => {
+                filters.insert("accounts".into(), "all".into());
+            }
+            AccountSelection::Listed(ids) => {
+                filters.insert("accounts".into(), ids.join(","));
+            }
+        }
+        match &self.regions {
+            RegionSelection::Home => {}
+            RegionSelection::AllEnabled => {
+                filters.insert("regions".into(), "all".into());
+            }
+            RegionSelection::Listed(names) => {
+                filters.insert("regions".into(), names.join(","));
+            }
+        }
+    }
+}
+
+/// The shared AWS configuration: built once, cloned cheaply.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    base: SdkConfig,
+    home_region: String,
+    assume_role_name: String,
+    concurrency: usize,
+}
+
+impl Aws {
+    /// Loads the SDK configuration from the standard chain (environment, profiles including
+    /// SSO, web identity, container and instance metadata), with `profile` overriding
+    /// `aws.profile`, and `aws.region` and `aws.endpoint_url` applied.
+    pub async fn load(settings: &AwsSettings, profile: Option<&str>) -> Self {
+        let profile = profile.or(settings.profile.as_deref());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        let home_region = match &settings.region {
+            Some(region) => region.clone(),
+            None => home_region_from_environment(profile).await,
+        };
+        loader = loader.region(Region::new(home_region.clone()));
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
+        }
+        let base = loader.load().await;
+        Self {
+            base,
+            home_region,
+            assume_role_name: settings.assume_role_name.clone(),
+            concurrency: settings.concurrency.max(1),
+        }
+    }
+
+    /// The same configuration with a different fan-out bound.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// The region used for global APIs.
+    pub fn home_region(&self) -> &str {
+        &self.home_region
+    }
+
+    /// The SDK configuration of the current credentials in the home region.
+    pub fn home_config(&self) -> &SdkConfig {
+        &self.base
+    }
+
+    /// The account of the current credentials (STS GetCallerIdentity).
+    pub async fn current_account(&self) -> Result<String, AwsError> {
+        let sts = aws_sdk_sts::Client::new(&self.base);
+        let identity = call("sts:GetCallerIdentity", sts.get_caller_identity().send()).await?;
+        identity.account.ok_or(AwsError::Incomplete {
+            operation: "sts:GetCallerIdentity",
+            field: "Account",
+        })
+    }
+
+    /// Every account of the organization, paged to the end.
+    pub async fn organization_accounts(
+        &self,
+    ) -> Result<Vec<aws_sdk_organizations::types::Account>, AwsError> {
+        let client = aws_sdk_organizations::Client::new(&self.base);
+        let mut pages = client.list_accounts().into_paginator().send();
+        let mut accounts = Vec::new();
+        while let Some(page) = call("organizations:ListAccounts", async {
+            pages.next().await.transpose()
+        })
+        .await?
+        {
+            accounts.extend(page.accounts.unwrap_or_default());
+        }
+        Ok(accounts)
+    }
+
+    async fn assume_account(&self, account: &str) -> Result<SdkConfig, AwsError> {
+        let sts = aws_sdk_sts::Client::new(&self.base);
+        let role_arn = format!("arn:aws:iam::{account}:role/{}", self.assume_role_name);
+        let output = call(
+            "sts:AssumeRole",
+            sts.assume_role()
+                .role_arn(&role_arn)
+                .role_session_name(SESSION_NAME)
+                .send(),
+        )
+        .await?;
+        let creds = output.credentials.ok_or(AwsError::Incomplete {
+            operation: "sts:AssumeRole",
+            field: "Credentials",
+        })?;
+        let expiry = u64::try_from(creds.expiration.secs())
+            .ok()
+            .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        let credentials = Credentials::new(
+            creds.access_key_id,
+            creds.secret_access_key,
+            Some(creds.session_token),
+            expiry,
+            "pincher-assume-role",
+        );
+        Ok(self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build())
+    }
+
+    /// Resolves the selected accounts to configurations with their credentials.
+    async fn accounts(
+        &self,
+        selection: &AccountSelection,
+    ) -> Result<(Vec<AccountConfig>, Vec<ReportError>), AwsError> {
+        let current = self.current_account().await?;
+        let mut errors = Vec::new();
+        let wanted: Vec<String> = match selection {
+            AccountSelection::Current => {
+                return Ok((
+                    vec![AccountConfig {
+                        id: current,
+                        config: self.base.clone(),
+                    }],
+                    errors,
+                ));
+            }
+            AccountSelection::All => {
+                let mut ids: Vec<String> = self
+                    .organization_accounts()
+                    .await?
+                    .into_iter()
+                    .filter(|a| {
+                        a.status
+                            .as_ref()
+                            .is_none_or(|s| s.as_str().eq_ignore_ascii_case("ACTIVE"))
+                    })
+                    .filter_map(|a| a.id)
+                    .collect();
+                ids.sort();
+                ids
+            }
+            AccountSelection::Listed(ids) => {
+                let mut ids = ids.clone();
+                ids.sort();
+                ids.dedup();
+                // When the organization can be read, accounts outside it (or not active)
+                // fail here rather than as an opaque AssumeRole denial in every region.
+                if let Ok(members) = self.organization_accounts().await {
+                    let status: BTreeMap<String, String> = members
+                        .into_iter()
+                        .filter_map(|a| {
+                            let id = a.id?;
+                            let status = a
+                                .status
+                                .map_or_else(|| "ACTIVE".to_owned(), |s| s.as_str().to_owned());
+                            Some((id, status))
+                        })
+                        .collect();
+                    ids.retain(|id| match status.get(id) {
+                        _ if *id == current => true,
+                        Some(s) if s.eq_ignore_ascii_case("ACTIVE") => true,
+                        found => {
+                            let reason = match found {
+                                Some(s) => format!("the account is {s}, not ACTIVE"),
+                                None => "the account is not a member of the organization".into(),
+                            };
+                            errors.push(account_error(id, &AwsError::Account(reason)));
+                            false
+                        }
+                    });
+                }
+                ids
+            }
+        };
+        let resolved: Vec<(String, Result<SdkConfig, AwsError>)> =
+            futures::stream::iter(wanted.into_iter().map(|id| async {
+                let config = if id == current {
+                    Ok(self.base.clone())
+                } else {
+                    self.assume_account(&id).await
+                };
+                (id, config)
+            }))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut accounts = Vec::new();
+        for (id, config) in resolved {
+            match config {
+                Ok(config) => accounts.push(AccountConfig { id, config }),
+                Err(e) => errors.push(account_error(&id, &e)),
+            }
+        }
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((accounts, errors))
+    }
+
+    async fn enabled_regions(&self, config: &SdkConfig) -> Result<Vec<String>, AwsError> {
+        let ec2 = aws_sdk_ec2::Client::new(config);
+        let output = call(
+            "ec2:DescribeRegions",
+            ec2.describe_regions().all_regions(false).send(),
+        )
+        .await?;
+        let mut regions: Vec<String> = output
+            .regions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                r.opt_in_status
+                    .as_deref()
+                    .is_none_or(|s| s != "not-opted-in")
+            })
+            .filter_map(|r| r.region_name)
+            .collect();
+        regions.sort();
+        Ok(regions)
+    }
+
+    /// Runs `work` once per selected account × region, at most `aws.concurrency` at a time.
+    /// Parts that fail (an account that cannot be assumed, a region that errors) become
+    /// report errors; the rows of the others are returned.
+    pub async fn fan_out<T, F, Fut>(
+        &self,
+        targets: &Targets,
+        progress: &dyn Progress,
+        work: F,
+    ) -> Result<FanOut<T>, AwsError>
+    where
+        F: Fn(Part) -> Fut,
+        Fut: Future<Output = Result<Vec<T>, AwsError>>,
+    {
+        let (accounts, mut errors) = self.accounts(&targets.accounts).await?;
+        let mut attempted = errors.len();
+        let mut parts = Vec::new();
+        let region_lists: Vec<(AccountConfig, Result<Vec<String>, AwsError>)> =
+            futures::stream::iter(accounts.into_iter().map(|account| async {
+                let regions = match &targets.regions {
+                    RegionSelection::Home => Ok(vec![self.home_region.clone()]),
+                    RegionSelection::Listed(names) => Ok(names.clone()),
+                    RegionSelection::AllEnabled => self.enabled_regions(&account.config).await,
+                };
+                (account, regions)
+            }))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut account_ids = BTreeSet::new();
+        let mut region_names = BTreeSet::new();
+        for (account, regions) in region_lists {
+            account_ids.insert(account.id.clone());
+            match regions {
+                Ok(regions) => {
+                    for region in regions {
+                        region_names.insert(region.clone());
+                        parts.push(Part {
+                            config: account
+                                .config
+                                .to_builder()
+                                .region(Region::new(region.clone()))
+                                .build(),
+                            account: account.id.clone(),
+                            region,
+                        });
+                    }
+                }
+                Err(e) => {
+                    attempted += 1;
+                    errors.push(account_error(&account.id, &e));
+                }
+            }
+        }
+        parts.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        attempted += parts.len();
+        progress.start(parts.len() as u64);
+        let results: Vec<(String, String, Result<Vec<T>, AwsError>)> =
+            futures::stream::iter(parts.into_iter().map(|part| {
+                let (account, region) = (part.account.clone(), part.region.clone());
+                let run = work(part);
+                async move {
+                    let result = run.await;
+                    progress.advance(&format!("{account}/{region}"));
+                    (account, region, result)
+                }
+            }))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        progress.finish();
+        let mut rows = Vec::new();
+        for (account, region, result) in results {
+            match result {
+                Ok(mut found) => rows.append(&mut found),
+                Err(e) => errors.push(ReportError {
+                    account: Some(account),
+                    region: Some(region),
+                    group: None,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        errors.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        Ok(FanOut {
+            rows,
+            errors,
+            attempted,
+            accounts: account_ids.into_iter().collect(),
+            regions: region_names.into_iter().collect(),
+        })
+    }
+}
+
+/// The region of `AWS_REGION`/`AWS_DEFAULT_REGION`, else of the profile, else
+/// [`DEFAULT_HOME_REGION`]. Instance metadata is not asked: on a workstation it only adds
+/// timeouts and warnings, and reports name their regions anyway.
+async fn home_region_from_environment(profile: Option<&str>) -> String {
+    use aws_config::environment::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::region::ProfileFileRegionProvider;
+    let mut from_profile = ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        from_profile = from_profile.profile_name(profile);
+    }
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(from_profile.build())
+        .region()
+        .await
+        .map_or_else(|| DEFAULT_HOME_REGION.to_owned(), |r| r.to_string())
+}
+
+fn account_error(account: &str, e: &AwsError) -> ReportError {
+    ReportError {
+        account: Some(account.to_owned()),
+        region: None,
+        group: None,
+        reason: e.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AccountConfig {
+    id: String,
+    config: SdkConfig,
+}
+
+/// One account × region of a fan-out, with the SDK configuration to read it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Account id.
+    pub account: String,
+    /// Region name.
+    pub region: String,
+    /// Credentials of the account, pointed at the region.
+    pub config: SdkConfig,
+}
+
+/// What a fan-out gathered.
+#[derive(Debug)]
+pub struct FanOut<T> {
+    /// Rows of every part that succeeded, in no particular order.
+    pub rows: Vec<T>,
+    /// One entry per account or region that failed.
+    pub errors: Vec<ReportError>,
+    /// Parts attempted (including accounts that failed before their regions were known).
+    pub attempted: usize,
+    /// Accounts read.
+    pub accounts: Vec<String>,
+    /// Regions read.
+    pub regions: Vec<String>,
+}
+
+/// The [`Aws`] configuration of a long-running process, built on first use.
+#[derive(Debug, Clone, Default)]
+pub struct SharedAws {
+    cell: std::sync::Arc<OnceCell<Aws>>,
+}
+
+impl SharedAws {
+    /// The configuration, loaded from `settings` the first time.
+    pub async fn get(&self, settings: &AwsSettings) -> &Aws {
+        self.cell.get_or_init(|| Aws::load(settings, None)).await
+    }
+}
+
+/// Registered services as resource matchers: a service matches a resource when every one of
+/// its tags is on the resource. When several match, the one with the most tags wins (then
+/// the first by name); services without tags match nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceMatcher {
+    services: Vec<(String, BTreeMap<String, String>)>,
+}
+
+impl ServiceMatcher {
+    /// Builds a matcher from registered services.
+    pub fn new(services: &[Service]) -> Self {
+        let mut services: Vec<(String, BTreeMap<String, String>)> = services
+            .iter()
+            .filter(|s| !s.tags.is_empty())
+            .map(|s| (s.name.clone(), s.tags.clone()))
+            .collect();
+        services.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        Self { services }
+    }
+
+    /// The service a resource with `tags` belongs to.
+    pub fn service_of(&self, tags: &BTreeMap<String, String>) -> Option<&str> {
+        self.services
+            .iter()
+            .find(|(_, wanted)| wanted.iter().all(|(k, v)| tags.get(k) == Some(v)))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+/// `key=value` pairs, as `--tag` and the `tag` query parameter take them.
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Seconds since the epoch of an SDK date-time as a UTC time.
+pub fn to_time(t: &aws_sdk_sts::primitives::DateTime) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, tags: &[(&str, &str)]) -> Service {
+        Service {
+            id: uuid::Uuid::nil(),
+            name: name.into(),
+            display_name: None,
+            description: String::new(),
+            owner: "o".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            links: BTreeMap::new(),
+            metadata: serde_json::Map::new(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn the_most_specific_service_wins() {
+        let matcher = ServiceMatcher::new(&[
+            service("billing", &[("service", "billing")]),
+            service("billing-eu", &[("service", "billing"), ("region", "eu")]),
+            service("untagged", &[]),
+        ]);
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            matcher.service_of(&tags(&[("service", "billing"), ("region", "eu")])),
+            Some("billing-eu")
+        );
+        assert_eq!(
+            matcher.service_of(&tags(&[("service", "billing")])),
+            Some("billing")
+        );
+        assert_eq!(matcher.service_of(&tags(&[("x", "y")])), None);
+    }
+
+    #[test]
+    fn tags_need_a_key() {
+        assert_eq!(parse_tag("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_tag("=b").is_err());
+        assert!(parse_tag("ab").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Running `pincher` as the management account of a test organization: CLI commands with
+//! captured output, and `pincher serve` on a free port.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::support::database::{Backend, TestDatabase};
+use crate::support::moto::MotoOrg;
+
+/// A test organization, a fresh SQLite database and the `pincher` binary pointed at both.
+pub struct Pincher {
+    /// The organization on moto.
+    pub org: MotoOrg,
+    /// The database (and temp folder) of this test.
+    pub database: TestDatabase,
+}
+
+impl Pincher {
+    /// A new organization with `members` member accounts.
+    pub async fn new(members: usize) -> Self {
+        Self {
+            org: MotoOrg::create(members).await,
+            database: TestDatabase::create(Backend::Sqlite).await,
+        }
+    }
+
+    /// A `pincher` command with a clean environment.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pincher"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PINCHER_") || key.starts_with("AWS_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .current_dir(self.database.dir.path())
+            .stdin(Stdio::null())
+            .env("PINCHER_DATABASE__URL", &self.database.url)
+            .envs(self.org.env());
+        command
+    }
+
+    /// `pincher ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run pincher")
+    }
+
+    /// Runs and asserts exit 0, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "pincher {args:?} failed: {}",
+            stderr(&output)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Runs with `--output json`, asserts exit 0 and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&args)).expect("JSON output")
+    }
+
+    /// Starts `pincher serve --port 0`; the server stops when the guard drops.
+    pub fn serve(&self) -> Server {
+        let mut child = self
+            .command()
+            .args(["--log-format", "json", "serve", "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pincher serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
+                    && log["message"] == "listening"
+                {
+                    let _ = tx.send(log["address"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("pincher serve reports its address");
+        Server {
+            child,
+            base: format!("http://{address}"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        }
+    }
+}
+
+/// A running `pincher serve`.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// `GET path` with an optional `Accept`.
+    pub async fn get(&self, path: &str, accept: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.send().await.expect("send")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,10 @@
+//! AWS report tests: the built `pincher` binary (CLI and `serve`) against a moto server, each
+//! test in an organization of its own.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cost;
+mod ec2;
+mod harness;
+mod inventory;
