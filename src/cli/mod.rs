@@ -1,8 +1,8 @@
 //! The command line: one clap tree whose commands call into the library, print their result
 //! once, and map outcomes to exit codes (0 success, 1 failure, 2 usage, 3 partial).
 
-pub mod chef;
 pub mod aws;
+pub mod chef;
 pub mod config;
 pub mod db;
 pub mod opsmanager;

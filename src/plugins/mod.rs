@@ -3,9 +3,9 @@
 //! with their own error enums. Every remote call goes through [`observe`], so it is counted
 //! and timed by plugin, operation and outcome.
 
+pub mod aws;
 pub mod chef;
 pub mod opsmanager;
-pub mod aws;
 
 use std::future::Future;
 use std::time::Instant;

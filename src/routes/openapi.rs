@@ -28,7 +28,8 @@ use crate::app::AppState;
         (name = "meta", description = "Index, health probes, metrics and this document"),
         (name = "services", description = "The registry of services"),
         (name = "tokens", description = "API tokens (admin scope)"),
-        (name = "backups", description = "Ops Manager automation-config backups")
+        (name = "backups", description = "Ops Manager automation-config backups"),
+        (name = "reports", description = "AWS inventory and cost reports")
     )
 )]
 struct ApiDoc;
@@ -62,6 +63,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::services::router())
         .merge(super::tokens::router())
         .merge(super::backups::router())
+        .merge(super::reports::router())
 }
 
 /// The document, built once.

@@ -1,12 +1,12 @@
 //! `/reports/aws/*`: the AWS reports over HTTP, through the same plugin functions as the CLI,
 //! as JSON (the default), CSV, Markdown, HTML or a text table by `format=` or `Accept`.
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use crate::app::AppState;
@@ -29,14 +29,14 @@ use crate::report::{Completeness, Report, Tabular};
 pub const COMPLETENESS_HEADER: &str = "pincher-report-completeness";
 
 /// The routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/reports/aws/ec2", get(ec2_report))
-        .route("/reports/aws/rds", get(rds_report))
-        .route("/reports/aws/lambda", get(lambda_report))
-        .route("/reports/aws/organizations", get(organizations_report))
-        .route("/reports/aws/ce", get(cost_report))
-        .route("/services/{key}/report", get(service_report))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ec2_report))
+        .routes(routes!(rds_report))
+        .routes(routes!(lambda_report))
+        .routes(routes!(organizations_report))
+        .routes(routes!(cost_report))
+        .routes(routes!(service_report))
 }
 
 impl From<AwsError> for ApiError {
@@ -173,6 +173,38 @@ where
     Ok(response)
 }
 
+/// EC2 instances across accounts and regions.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/ec2",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        ("state" = Option<String>, Query, description = "Only instances in this state"),
+        ("type" = Option<String>, Query, description = "Only this instance type"),
+        ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
+        ("service" = Option<String>, Query, description = "Only the resources of this registered service"),
+        ("tags" = Option<bool>, Query, description = "Include every tag of each instance")
+    ),
+    responses(
+        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn ec2_report(
     State(state): State<AppState>,
@@ -214,6 +246,36 @@ async fn ec2_report(
     respond(&state, &report, params.format, &Extras::default())
 }
 
+/// RDS DB instances across accounts and regions.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/rds",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        ("engine" = Option<String>, Query, description = "Comma-separated engines"),
+        ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
+        ("service" = Option<String>, Query, description = "Only the resources of this registered service")
+    ),
+    responses(
+        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn rds_report(
     State(state): State<AppState>,
@@ -242,6 +304,33 @@ async fn rds_report(
     respond(&state, &report, params.format, &Extras::default())
 }
 
+/// Lambda functions, deprecated runtimes flagged.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/lambda",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role")
+    ),
+    responses(
+        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn lambda_report(
     State(state): State<AppState>,
@@ -265,6 +354,33 @@ async fn lambda_report(
     respond(&state, &report, params.format, &Extras::default())
 }
 
+/// Accounts of the organization with their OU path.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/organizations",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role")
+    ),
+    responses(
+        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn organizations_report(
     State(state): State<AppState>,
@@ -300,6 +416,39 @@ async fn tagged_services(
         .collect())
 }
 
+/// Cost Explorer: cost for a period, grouped, with change and top movers.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/ce",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        ("start" = Option<String>, Query, description = "First day (YYYY-MM-DD)"),
+        ("end" = Option<String>, Query, description = "First day not included (YYYY-MM-DD)"),
+        ("granularity" = Option<String>, Query, description = "daily or monthly"),
+        ("metric" = Option<String>, Query, description = "UnblendedCost, AmortizedCost, NetUnblendedCost, …"),
+        ("group_by" = Option<String>, Query, description = "service, account, region, tag:KEY or registered_service"),
+        ("forecast" = Option<bool>, Query, description = "Add a forecast through GetCostForecast")
+    ),
+    responses(
+        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn cost_report(
     State(state): State<AppState>,
@@ -387,6 +536,31 @@ fn worst(completeness: &[Completeness]) -> &'static str {
     }
 }
 
+/// A registered service's resources (found by its tags) and its cost for the period.
+#[utoipa::path(
+    get,
+    path = "/services/{key}/report",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("key" = String, Path, description = "Service id (UUID) or name"),
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        ("start" = Option<String>, Query, description = "First day (YYYY-MM-DD)"),
+        ("end" = Option<String>, Query, description = "First day not included (YYYY-MM-DD)")
+    ),
+    responses(
+        (status = 200, description = "The service, its EC2 and RDS resources and its cost", body = Object),
+        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all, fields(service = %key))]
 async fn service_report(
     State(state): State<AppState>,

@@ -67,6 +67,8 @@ impl Pincher {
 
     /// Starts `pincher serve --port 0`; the server stops when the guard drops.
     pub fn serve(&self) -> Server {
+        let name = format!("aws-tests-{}", uuid::Uuid::new_v4().simple());
+        let token = self.ok(&["tokens", "create", "--name", &name, "--scope", "read"]);
         let mut child = self
             .command()
             .args(["--log-format", "json", "serve", "--port", "0"])
@@ -91,10 +93,7 @@ impl Pincher {
         Server {
             child,
             base: format!("http://{address}"),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
+            client: crate::support::server::client(token.trim()),
         }
     }
 }

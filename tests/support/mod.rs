@@ -7,8 +7,8 @@
 
 pub mod chef;
 pub mod database;
+pub mod moto;
 pub mod opsmanager;
 pub mod private_postgres;
 pub mod server;
 pub mod sqlite_lock;
-pub mod moto;
