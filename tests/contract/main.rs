@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 
 use support::database::{Backend, TestDatabase};
+use support::moto::MotoOrg;
 use support::opsmanager::{FakeOpsManager, PRIVATE_KEY, PUBLIC_KEY};
 use support::server::{ServerProcess, create_token};
 
@@ -26,14 +27,20 @@ async fn fuzz(backend: Backend) {
     let work = tempfile::tempdir().expect("tempdir");
     let backups = work.path().join("backups");
     let groups = opsmanager.group_ids().join(",");
-    let env = [
+    let aws = MotoOrg::create(1).await;
+    let aws_env = aws.env();
+    let mut env = vec![
         ("PINCHER_DATABASE__URL", database.url.as_str()),
         ("PINCHER_OPSMANAGER__BASE_URL", opsmanager.base_url.as_str()),
         ("PINCHER_OPSMANAGER__PUBLIC_KEY", PUBLIC_KEY),
         ("PINCHER_OPSMANAGER__PRIVATE_KEY", PRIVATE_KEY),
         ("PINCHER_OPSMANAGER__GROUP_IDS", groups.as_str()),
         ("PINCHER_BACKUPS__DIR", backups.to_str().expect("path")),
+        // A report over every region of every account of moto (single-threaded, shared by
+        // the tests running at the same time) can take longer than the default 30 s.
+        ("PINCHER_SERVER__REQUEST_TIMEOUT_SECS", "110"),
     ];
+    env.extend(aws_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let token = create_token(work.path(), &env);
     let server = ServerProcess::start(work.path(), &env);
     let seed = std::env::var("PINCHER_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261126".into());
@@ -52,7 +59,7 @@ async fn fuzz(backend: Backend) {
         ])
         .args(["--max-examples", "40", "--seed", &seed, "--workers", "2"])
         .args(["--generation-database", "none", "--no-color"])
-        .args(["--request-timeout", "10"])
+        .args(["--request-timeout", "120", "--max-response-time", "120"])
         .output()
         .expect("run schemathesis");
     let report = format!(
