@@ -81,6 +81,22 @@ fn probes(state: &AppState) -> Vec<Probe> {
         required: true,
         run: Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) }),
     }];
+    let aws = &state.settings.aws;
+    if aws.region.is_some() || aws.profile.is_some() || aws.endpoint_url.is_some() {
+        let state = state.clone();
+        probes.push(Probe {
+            name: "aws",
+            component_type: "system",
+            required: false,
+            run: Box::pin(async move {
+                let aws = state.aws.get(&state.settings.aws).await;
+                aws.current_account()
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+        });
+    }
     if state.settings.opsmanager.base_url.is_some() {
         let opsmanager =
             crate::plugins::opsmanager::OpsManagerClient::from_settings(&state.settings.opsmanager);

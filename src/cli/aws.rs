@@ -4,10 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
-use super::{Outcome, open_database, with_stdout};
-use crate::atomic_file::write_atomic;
+use super::{Outcome, emit_report, open_database};
 use crate::config::Settings;
 use crate::db::services as repo;
 use crate::domain::service::{ServiceFilter, ServiceKey};
@@ -18,8 +16,8 @@ use crate::plugins::aws::lambdas::{self, LambdaQuery};
 use crate::plugins::aws::organizations;
 use crate::plugins::aws::rds::{self, RdsQuery};
 use crate::plugins::aws::{AccountSelection, Aws, RegionSelection, ServiceMatcher, Targets};
-use crate::render::{Extras, ReportFormat, Templates, chart, describe_error, render_report};
-use crate::report::{Completeness, Period, Report, Tabular};
+use crate::render::{Extras, ReportFormat, chart};
+use crate::report::Period;
 
 /// `pincher aws …`
 #[derive(Debug, Args)]
@@ -32,7 +30,7 @@ pub struct Opts {
 
 /// Where to read: profile, accounts and regions.
 #[derive(Debug, Args)]
-struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Named profile from the shared AWS config files (overrides `aws.profile`).
     #[arg(long, global = true)]
     profile: Option<String>,
@@ -64,7 +62,13 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn targets(&self) -> Targets {
+    /// The profile given with `--profile`.
+    pub(crate) fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
+    /// The accounts and regions selected.
+    pub(crate) fn targets(&self) -> Targets {
         let accounts = if self.all_accounts {
             AccountSelection::All
         } else if self.accounts.is_empty() {
@@ -304,7 +308,13 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             )
             .await
             .context("cannot build the EC2 report")?;
-            emit(&report, &args.output, &settings, &Extras::default())
+            emit_report(
+                &report,
+                args.output.format(),
+                args.output.out.as_deref(),
+                &settings,
+                &Extras::default(),
+            )
         }
         AwsCommand::Rds {
             command: RdsCommand::Report(args),
@@ -329,7 +339,13 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             )
             .await
             .context("cannot build the RDS report")?;
-            emit(&report, &args.output, &settings, &Extras::default())
+            emit_report(
+                &report,
+                args.output.format(),
+                args.output.out.as_deref(),
+                &settings,
+                &Extras::default(),
+            )
         }
         AwsCommand::Lambda {
             command: LambdaCommand::Report(args),
@@ -343,7 +359,13 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             let report = lambdas::function_report(&aws, &query, progress.as_ref())
                 .await
                 .context("cannot build the Lambda report")?;
-            emit(&report, &args.output, &settings, &Extras::default())
+            emit_report(
+                &report,
+                args.output.format(),
+                args.output.out.as_deref(),
+                &settings,
+                &Extras::default(),
+            )
         }
         AwsCommand::Ce {
             command: CeCommand::Report(args),
@@ -388,7 +410,13 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                     &report.summary.unit,
                 )),
             };
-            emit(&report, &args.output, &settings, &extras)
+            emit_report(
+                &report,
+                args.output.format(),
+                args.output.out.as_deref(),
+                &settings,
+                &extras,
+            )
         }
         AwsCommand::Organizations {
             command: OrganizationsCommand::Report(args),
@@ -397,43 +425,14 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             let report = organizations::account_report(&aws, progress.as_ref())
                 .await
                 .context("cannot build the Organizations report")?;
-            emit(&report, &args.output, &settings, &Extras::default())
+            emit_report(
+                &report,
+                args.output.format(),
+                args.output.out.as_deref(),
+                &settings,
+                &Extras::default(),
+            )
         }
-    }
-}
-
-/// Renders `report`, writes it, names its failed parts on stderr and maps its completeness
-/// to an outcome.
-fn emit<R, S>(
-    report: &Report<R, S>,
-    output: &OutputArgs,
-    settings: &Settings,
-    extras: &Extras,
-) -> anyhow::Result<Outcome>
-where
-    R: Tabular + Serialize,
-    S: Serialize,
-{
-    let templates = Templates::new(settings.templates_dir.as_deref())?;
-    let mut text = render_report(report, output.format(), &templates, extras)?;
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    match &output.out {
-        Some(path) => write_atomic(path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => with_stdout(|out| out.write_all(text.as_bytes()))?,
-    }
-    for error in &report.errors {
-        eprintln!("warning: {}", describe_error(error));
-    }
-    match report.completeness() {
-        Completeness::Complete => Ok(Outcome::Success),
-        Completeness::Partial => Ok(Outcome::Partial),
-        Completeness::Failed => anyhow::bail!(
-            "nothing could be read: all {} part(s) of the report failed",
-            report.attempted
-        ),
     }
 }
 
@@ -455,7 +454,7 @@ impl Progress for ProgressBar {
     }
 }
 
-fn progress_bar(what: &'static str) -> Box<dyn Progress> {
+pub(crate) fn progress_bar(what: &'static str) -> Box<dyn Progress> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return Box::new(crate::plugins::NoProgress);

@@ -46,6 +46,18 @@ enum ChefCommand {
     },
     /// Check that the server is reachable and accepts this client's signature.
     Status,
+    /// Join Chef nodes (by `ec2.instance_id`) with the EC2 inventory: instances with no Chef
+    /// node, and nodes whose instance is gone or stopped.
+    Reconcile {
+        /// Only nodes of this Chef environment.
+        #[arg(long)]
+        environment: Option<String>,
+        #[command(flatten)]
+        targets: super::aws::TargetArgs,
+        /// Write the report to this file (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +85,30 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
     let client = ChefClient::from_settings(&settings.chef)?;
     let server = client.server_url().to_string();
     match opts.command {
+        ChefCommand::Reconcile {
+            environment,
+            targets,
+            out,
+        } => {
+            let aws = crate::plugins::aws::Aws::load(&settings.aws, targets.profile()).await;
+            let progress = super::aws::progress_bar("EC2");
+            let report = crate::plugins::chef::reconcile::reconcile_live(
+                &client,
+                &aws,
+                &targets.targets(),
+                environment.as_deref(),
+                progress.as_ref(),
+            )
+            .await?;
+            let format = opts.output.unwrap_or_else(ReportFormat::for_stdout);
+            return super::emit_report(
+                &report,
+                format,
+                out.as_deref(),
+                &settings,
+                &Extras::default(),
+            );
+        }
         ChefCommand::Nodes {
             command: NodesCommand::List { environment },
         } => {

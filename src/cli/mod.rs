@@ -149,3 +149,40 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<crate::db::Db>
     }
     Ok(db)
 }
+
+/// Renders `report`, writes it, names its failed parts on stderr and maps its completeness
+/// to an outcome.
+pub(crate) fn emit_report<R, S>(
+    report: &crate::report::Report<R, S>,
+    format: crate::render::ReportFormat,
+    out: Option<&std::path::Path>,
+    settings: &Settings,
+    extras: &crate::render::Extras,
+) -> anyhow::Result<Outcome>
+where
+    R: crate::report::Tabular + serde::Serialize,
+    S: serde::Serialize,
+{
+    let templates = crate::render::Templates::new(settings.templates_dir.as_deref())?;
+    let mut text = crate::render::render_report(report, format, &templates, extras)?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    match out {
+        Some(path) => crate::atomic_file::write_atomic(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+        None => with_stdout(|out| out.write_all(text.as_bytes()))?,
+    }
+    for error in &report.errors {
+        eprintln!("warning: {}", crate::render::describe_error(error));
+    }
+    use crate::report::Completeness;
+    match report.completeness() {
+        Completeness::Complete => Ok(Outcome::Success),
+        Completeness::Partial => Ok(Outcome::Partial),
+        Completeness::Failed => anyhow::bail!(
+            "nothing could be read: all {} part(s) of the report failed",
+            report.attempted
+        ),
+    }
+}

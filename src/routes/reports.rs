@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(organizations_report))
         .routes(routes!(cost_report))
         .routes(routes!(service_report))
+        .routes(routes!(chef_reconcile))
 }
 
 impl From<AwsError> for ApiError {
@@ -625,4 +626,72 @@ async fn service_report(
         .headers_mut()
         .insert(COMPLETENESS_HEADER, HeaderValue::from_static(completeness));
     Ok(response)
+}
+
+/// Chef nodes joined with the EC2 inventory: instances with no Chef node, and nodes whose
+/// instance is gone or stopped.
+#[utoipa::path(
+    get,
+    path = "/reports/chef/reconcile",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
+        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
+        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
+        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
+        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        ("environment" = Option<String>, Query, description = "Only Chef nodes of this environment")
+    ),
+    responses(
+        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain")
+        )),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Chef is not configured", body = crate::routes::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Chef or AWS could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+    )
+)]
+#[tracing::instrument(skip_all)]
+async fn chef_reconcile(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = ReportParams::parse(raw.as_deref(), &headers)?;
+    let mut environment = None;
+    for (key, value) in params.rest {
+        match key.as_str() {
+            "environment" => environment = Some(value),
+            other => return Err(unknown(other, "environment")),
+        }
+    }
+    if state.settings.chef.server_url.is_none() {
+        return Err(ApiError::Conflict(
+            "Chef is not configured: set chef.server_url, chef.client_name and chef.client_key"
+                .into(),
+        ));
+    }
+    let chef = crate::plugins::chef::ChefClient::from_settings(&state.settings.chef)
+        .map_err(|e| ApiError::Unavailable(format!("cannot use the Chef settings: {e}")))?;
+    let aws = state.aws.get(&state.settings.aws).await;
+    let report = crate::plugins::chef::reconcile::reconcile_live(
+        &chef,
+        aws,
+        &params.targets,
+        environment.as_deref(),
+        &NoProgress,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "reconcile failed");
+        ApiError::Unavailable(e.to_string())
+    })?;
+    respond(&state, &report, params.format, &Extras::default())
 }

@@ -344,3 +344,36 @@ async fn organization_accounts_with_their_unit_path() {
     let response = server.get("/reports/aws/organizations?state=x", None).await;
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn status_checks_aws_with_sts_and_warns_when_it_fails() {
+    let pincher = Pincher::new(0).await;
+    let health = pincher.json(&["status"]);
+    assert_eq!(health["status"], "pass", "{health}");
+    assert_eq!(
+        health["checks"]["aws:responseTime"][0]["status"], "pass",
+        "{health}"
+    );
+
+    let output = pincher
+        .command()
+        .env("PINCHER_AWS__ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("PINCHER_STATUS__CHECK_TIMEOUT_MS", "3000")
+        .args(["status", "--output", "json"])
+        .output()
+        .expect("run pincher");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "an optional dependency only warns"
+    );
+    let health: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(health["status"], "warn", "{health}");
+    assert_eq!(health["checks"]["aws:responseTime"][0]["status"], "warn");
+    let text = String::from_utf8_lossy(&output.stdout);
+    for (key, value) in pincher.org.env() {
+        if key == "AWS_SECRET_ACCESS_KEY" || key == "AWS_SESSION_TOKEN" {
+            assert!(!text.contains(&value), "{key} leaked into /status");
+        }
+    }
+}

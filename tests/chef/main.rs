@@ -6,4 +6,5 @@ mod support;
 
 mod cli;
 mod client;
+mod reconcile;
 mod search;

@@ -1,5 +1,5 @@
 //! Secrets never leak: a scenario that uses every secret pincher holds (the database password,
-//! the Ops Manager private key, the Chef client key, API and metrics tokens), then searches
+//! AWS keys, the Ops Manager private key, the Chef client key, API and metrics tokens), then searches
 //! every log line, every response (headers and bodies, errors included), `/metrics`, `/status`
 //! and `config show` for them.
 
@@ -10,6 +10,7 @@ use std::process::Command;
 
 use support::chef::ChefPeer;
 use support::database::{Backend, TestDatabase};
+use support::moto::MotoOrg;
 use support::opsmanager::{FakeOpsManager, PRIVATE_KEY, PUBLIC_KEY};
 use support::server::{ServerProcess, create_token, pincher_command};
 
@@ -52,6 +53,9 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
         ("PINCHER_STATUS__CACHE_TTL_MS".into(), "0".into()),
     ];
     env.extend(chef.settings_env());
+    let aws = MotoOrg::create(1).await;
+    let aws_env = aws.env();
+    env.extend(aws_env.iter().cloned());
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 
     let token = create_token(work.path(), &env_refs);
@@ -116,6 +120,24 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
         (reqwest::Method::GET, "/tokens", Some(token.clone()), None),
         (
             reqwest::Method::GET,
+            "/reports/aws/ec2?all_accounts=true",
+            Some(token.clone()),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/reports/aws/ec2?regions=nowhere-1",
+            Some(token.clone()),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "/reports/chef/reconcile",
+            Some(token.clone()),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
             "/metrics",
             Some(METRICS_TOKEN.into()),
             None,
@@ -157,6 +179,8 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
         vec!["chef", "status"],
         vec!["opsmanager", "backup", "--all-groups"],
         vec!["tokens", "list"],
+        vec!["aws", "ec2", "report", "--all-accounts", "--output", "json"],
+        vec!["aws", "organizations", "report", "--output", "json"],
     ] {
         let output = pincher_command(work.path())
             .envs(env_refs.iter().copied())
@@ -197,6 +221,11 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
         "wrong-but-secret-5e8a".into(),
     ];
     secrets.extend(created_tokens);
+    for (key, value) in &aws_env {
+        if key == "AWS_SECRET_ACCESS_KEY" || key == "AWS_SESSION_TOKEN" {
+            secrets.push(value.clone());
+        }
+    }
     secrets.extend(
         chef_pem
             .lines()

@@ -328,6 +328,70 @@ pub fn reconcile(
     }
 }
 
+/// Why a live reconcile could not be made at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The Chef nodes could not be listed.
+    #[error("cannot list the Chef nodes: {0}")]
+    Chef(#[from] super::ChefError),
+    /// The EC2 inventory could not be read at all.
+    #[error("cannot read the EC2 inventory: {0}")]
+    Aws(#[from] crate::plugins::aws::AwsError),
+}
+
+/// The EC2 inventory of an EC2 report.
+pub fn inventory_of(
+    report: &Report<crate::plugins::aws::ec2::Ec2Row, crate::plugins::aws::ec2::Ec2Summary>,
+) -> Ec2Inventory {
+    Ec2Inventory {
+        instances: report
+            .rows
+            .iter()
+            .map(|row| Ec2InstanceRef {
+                account: row.account.clone(),
+                region: row.region.clone(),
+                instance_id: row.instance_id.clone(),
+                state: row.state.clone(),
+                name: row.name.clone(),
+            })
+            .collect(),
+        accounts: report.scope.accounts.clone(),
+        regions: report.scope.regions.clone(),
+        errors: report.errors.clone(),
+        attempted: report.attempted,
+    }
+}
+
+/// Reads the Chef nodes (of `environment`, or all) and the EC2 instances of `targets`, and
+/// joins them.
+pub async fn reconcile_live(
+    chef: &super::ChefClient,
+    aws: &crate::plugins::aws::Aws,
+    targets: &crate::plugins::aws::Targets,
+    environment: Option<&str>,
+    progress: &dyn crate::plugins::Progress,
+) -> Result<Report<ReconcileRow, ReconcileSummary>, ReconcileError> {
+    let query = crate::plugins::aws::ec2::Ec2Query {
+        targets: targets.clone(),
+        ..Default::default()
+    };
+    let matcher = crate::plugins::aws::ServiceMatcher::new(&[]);
+    let (nodes, instances) = tokio::join!(
+        super::nodes::list_nodes(chef, environment),
+        crate::plugins::aws::ec2::instance_report(aws, &query, &matcher, progress),
+    );
+    let nodes = nodes?;
+    let instances = instances?;
+    let mut report = reconcile(&nodes, &inventory_of(&instances), OffsetDateTime::now_utc());
+    if let Some(environment) = environment {
+        report
+            .scope
+            .filters
+            .insert("environment".into(), environment.to_owned());
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
