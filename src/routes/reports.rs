@@ -55,6 +55,26 @@ impl From<AwsError> for ApiError {
     }
 }
 
+/// The query parameters every report takes (documentation; `ReportParams` parses them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "documents the parameters that ReportParams parses"
+)]
+struct TargetQuery {
+    /// json (default), csv, markdown, html or table; or use Accept.
+    format: Option<String>,
+    /// Comma-separated regions (default: the home region).
+    regions: Option<String>,
+    /// Every enabled region.
+    all_regions: Option<bool>,
+    /// Comma-separated account ids (default: the current account).
+    accounts: Option<String>,
+    /// Every account of the organization, through the assumed role.
+    all_accounts: Option<bool>,
+}
+
 /// The parameters every AWS report takes, and the ones left for the report itself.
 struct ReportParams {
     targets: Targets,
@@ -181,11 +201,7 @@ where
     tag = "reports",
     security(("bearer" = [])),
     params(
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        TargetQuery,
         ("state" = Option<String>, Query, description = "Only instances in this state"),
         ("type" = Option<String>, Query, description = "Only this instance type"),
         ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
@@ -254,11 +270,7 @@ async fn ec2_report(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        TargetQuery,
         ("engine" = Option<String>, Query, description = "Comma-separated engines"),
         ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
         ("service" = Option<String>, Query, description = "Only the resources of this registered service")
@@ -312,11 +324,7 @@ async fn rds_report(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role")
+        TargetQuery
     ),
     responses(
         (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
@@ -362,11 +370,7 @@ async fn lambda_report(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role")
+        TargetQuery
     ),
     responses(
         (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
@@ -424,11 +428,7 @@ async fn tagged_services(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        TargetQuery,
         ("start" = Option<String>, Query, description = "First day (YYYY-MM-DD)"),
         ("end" = Option<String>, Query, description = "First day not included (YYYY-MM-DD)"),
         ("granularity" = Option<String>, Query, description = "daily or monthly"),
@@ -545,11 +545,7 @@ fn worst(completeness: &[Completeness]) -> &'static str {
     security(("bearer" = [])),
     params(
         ("key" = String, Path, description = "Service id (UUID) or name"),
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        TargetQuery,
         ("start" = Option<String>, Query, description = "First day (YYYY-MM-DD)"),
         ("end" = Option<String>, Query, description = "First day not included (YYYY-MM-DD)")
     ),
@@ -636,11 +632,7 @@ async fn service_report(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
-        ("regions" = Option<String>, Query, description = "Comma-separated regions (default: the home region)"),
-        ("all_regions" = Option<bool>, Query, description = "Every enabled region"),
-        ("accounts" = Option<String>, Query, description = "Comma-separated account ids (default: the current account)"),
-        ("all_accounts" = Option<bool>, Query, description = "Every account of the organization, through the assumed role"),
+        TargetQuery,
         ("environment" = Option<String>, Query, description = "Only Chef nodes of this environment")
     ),
     responses(
