@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::harness::{Pincher, stderr};
+use crate::support::ce_forecast::ForecastProxy;
 use crate::support::moto::check_well_formed_html;
 
 fn month(start: &str, end: &str, groups: &[(&str, &str)], estimated: bool) -> Value {
@@ -152,6 +153,86 @@ async fn cost_by_service_with_change_and_top_movers() {
     let partial: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(partial["summary"]["total"], "280.35");
     assert_eq!(partial["errors"][0]["group"], "forecast");
+}
+
+fn first_of_next_month(day: time::Date) -> time::Date {
+    let (year, month) = match day.month() {
+        time::Month::December => (day.year() + 1, time::Month::January),
+        month => (day.year(), month.next()),
+    };
+    time::Date::from_calendar_date(year, month, 1).expect("a date")
+}
+
+/// moto has no GetCostForecast: a proxy in front of it answers that one call the way AWS
+/// does, and everything else still comes from moto.
+#[tokio::test]
+async fn forecast_of_the_rest_of_the_month() {
+    let mut pincher = Pincher::new(0).await;
+    pincher
+        .org
+        .queue_cost_results(vec![
+            json!({"ResultsByTime": [total("2026-10-01", "2026-11-01", "40")]}),
+            json!({"ResultsByTime": [total("2026-09-01", "2026-10-01", "50")]}),
+        ])
+        .await;
+    let proxy = ForecastProxy::start(&pincher.org.url, "312.47", "USD");
+    pincher.endpoint = Some(proxy.url.clone());
+    let today = time::OffsetDateTime::now_utc().date();
+    let next_month = first_of_next_month(today);
+    let args = [
+        "aws",
+        "ce",
+        "report",
+        "--start",
+        "2026-10-01",
+        "--end",
+        "2026-11-01",
+        "--forecast",
+    ];
+
+    let report = pincher.json(&args);
+    assert_eq!(report["errors"], json!([]));
+    assert_eq!(report["summary"]["total"], "40");
+    assert_eq!(report["summary"]["previous_total"], "50");
+    assert_eq!(
+        report["summary"]["forecast"],
+        json!({
+            "start": today.to_string(),
+            "end": next_month.to_string(),
+            "amount": "312.47",
+            "unit": "USD",
+        })
+    );
+    assert_eq!(
+        proxy.forecast_requests(),
+        vec![json!({
+            "TimePeriod": {"Start": today.to_string(), "End": next_month.to_string()},
+            "Granularity": "MONTHLY",
+            "Metric": "UNBLENDED_COST",
+        })]
+    );
+
+    let mut table = args.to_vec();
+    table.extend(["--output", "table"]);
+    let text = pincher.ok(&table);
+    let line = text
+        .lines()
+        .find(|l| l.contains("forecast.amount"))
+        .unwrap_or_else(|| panic!("no forecast in the table: {text}"));
+    assert!(line.contains("312.47"), "{line}");
+
+    let server = pincher.serve();
+    let http: Value = server
+        .get(
+            "/reports/aws/ce?start=2026-10-01&end=2026-11-01&forecast=true",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(http["summary"]["forecast"], report["summary"]["forecast"]);
+    assert_eq!(proxy.forecast_requests().len(), 3);
 }
 
 #[tokio::test]

@@ -143,6 +143,40 @@ fn report(f: &Fixture, extra: &[&str]) -> Value {
     f.pincher.json(&args)
 }
 
+/// On a terminal the fan-out draws a bar on stderr and clears it; stdout carries only the
+/// report. `script` gives the command a real pseudo-terminal.
+#[tokio::test]
+async fn progress_bar_on_a_terminal_only() {
+    let pincher = Pincher::new(1).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("report.json");
+    let shell = format!(
+        "stty cols 100 rows 30; exec {} aws --all-accounts --regions {REGIONS} ec2 report --output json > {}",
+        env!("CARGO_BIN_EXE_pincher"),
+        out.display()
+    );
+    let output = pincher
+        .command_of("script")
+        .args(["--quiet", "--return", "--command", &shell, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .output()
+        .expect("run script (util-linux)");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{terminal}");
+    assert!(
+        terminal.contains("EC2 ") && terminal.contains("/4"),
+        "a progress bar over the 4 account × region pairs: {terminal:?}"
+    );
+    assert!(
+        terminal.contains('\u{1b}'),
+        "the bar is drawn and cleared with terminal escapes: {terminal:?}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("report file")).expect("stdout is JSON only");
+    assert_eq!(report["attempted"], 4);
+    assert_eq!(report["errors"], json!([]));
+}
+
 #[tokio::test]
 async fn instances_of_every_account_and_region_with_their_services() {
     let f = fixture().await;

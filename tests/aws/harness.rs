@@ -14,6 +14,8 @@ pub struct Pincher {
     pub org: MotoOrg,
     /// The database (and temp folder) of this test.
     pub database: TestDatabase,
+    /// An AWS endpoint used instead of the moto server itself (a proxy in front of it).
+    pub endpoint: Option<String>,
 }
 
 impl Pincher {
@@ -22,12 +24,18 @@ impl Pincher {
         Self {
             org: MotoOrg::create(members).await,
             database: TestDatabase::create(Backend::Sqlite).await,
+            endpoint: None,
         }
     }
 
     /// A `pincher` command with a clean environment.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pincher"));
+        self.command_of(env!("CARGO_BIN_EXE_pincher"))
+    }
+
+    /// `program` (which runs `pincher` itself) with the environment of [`Pincher::command`].
+    pub fn command_of(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
         for (key, _) in std::env::vars() {
             if key.starts_with("PINCHER_") || key.starts_with("AWS_") || key == "RUST_LOG" {
                 command.env_remove(key);
@@ -38,6 +46,9 @@ impl Pincher {
             .stdin(Stdio::null())
             .env("PINCHER_DATABASE__URL", &self.database.url)
             .envs(self.org.env());
+        if let Some(endpoint) = &self.endpoint {
+            command.env("PINCHER_AWS__ENDPOINT_URL", endpoint);
+        }
         command
     }
 
