@@ -113,8 +113,14 @@ pub fn generate() -> Result<NewToken, getrandom::Error> {
 /// SHA-256 of a presented token, hex. Tokens are 256-bit random, so an unsalted fast hash
 /// is as strong as a salted slow one here, and lets the database find the token by hash.
 pub fn hash(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 impl NewToken {

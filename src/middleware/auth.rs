@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -88,11 +88,7 @@ fn refuse(reason: &'static str, error: ApiError, challenge: &'static str) -> Res
 }
 
 /// Lets a request through only with a valid token of a sufficient scope.
-pub async fn require_token(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_token(state: &AppState, mut request: Request, next: Next) -> Response {
     if state.settings.auth.mode == AuthMode::Disabled {
         return next.run(request).await;
     }

@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderName;
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 pub mod auth;
 
@@ -32,37 +29,45 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 #[derive(Debug, Clone)]
 struct RouteTemplate(MatchedPath);
 
+/// Limits checked before a request reaches the router.
+#[derive(Debug, Clone, Copy)]
+struct EdgeLimits {
+    header_bytes: usize,
+}
+
+/// What every routed request needs: the state (for authentication) and its time limit.
+#[derive(Debug, Clone)]
+struct RouteGuard {
+    state: AppState,
+    timeout: Duration,
+}
+
 /// Wraps `routes` in the middleware stack.
 ///
-/// Per-route layers (route template, authentication, timeout) wrap each route; the rest wraps
-/// the whole router once, so the concurrency limit is one limit for the whole service.
+/// Two hand-written layers do the per-request work, so each request pays for two boxed
+/// futures rather than one per concern: [`edge`] (request id, span, header limit, access log,
+/// metrics) wraps the whole router once, outside the service-wide concurrency limit;
+/// [`guard`] (route template, authentication, timeout) wraps every route and the fallback.
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
-    let header_limit = state.settings.server.header_limit_bytes;
+    let guard_state = RouteGuard {
+        timeout: Duration::from_secs(state.settings.server.request_timeout_secs),
+        state: state.clone(),
+    };
+    let limits = EdgeLimits {
+        header_bytes: state.settings.server.header_limit_bytes,
+    };
     let max_concurrent = state.settings.server.max_concurrent_requests;
     let routes = routes
-        .route_layer(from_fn(remember_route))
-        .layer(from_fn_with_state(state.clone(), auth::require_token))
-        .layer(from_fn_with_state(timeout, request_timeout))
+        .layer(from_fn_with_state(guard_state, guard))
         .with_state(state);
     Router::new().fallback_service(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(request_span)
-                    .on_request(())
-                    .on_response(())
-                    .on_failure(()),
-            )
-            .layer(from_fn(observe_request))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(from_fn_with_state(limits, edge))
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                 ApiError::Overloaded.into_response()
             }))
             .load_shed()
             .concurrency_limit(max_concurrent)
-            .layer(from_fn_with_state(header_limit, limit_headers))
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::Internal("handler panicked".into()).into_response()
             }))
@@ -70,22 +75,24 @@ pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
     )
 }
 
-fn request_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or_default();
-    tracing::info_span!("request", request_id = %request_id, token = tracing::field::Empty)
+/// The request id the client sent, or a new UUID (which is then set on the request).
+fn request_id(request: &mut Request) -> HeaderValue {
+    if let Some(id) = request.headers().get(&REQUEST_ID) {
+        return id.clone();
+    }
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    let id = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    id
 }
 
-async fn remember_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteTemplate(route));
-    }
-    response
+fn headers_size(request: &Request) -> usize {
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
 }
 
 struct InFlight;
@@ -103,11 +110,24 @@ impl Drop for InFlight {
     }
 }
 
-async fn observe_request(request: Request, next: Next) -> Response {
+/// Outermost layer: takes or makes the request id, opens the request span, refuses oversized
+/// headers (431), then records the metrics and writes one access-log line per request, and
+/// echoes the request id on the response.
+async fn edge(State(limits): State<EdgeLimits>, mut request: Request, next: Next) -> Response {
     let _in_flight = InFlight::enter();
     let started = Instant::now();
+    let id = request_id(&mut request);
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        token = tracing::field::Empty
+    );
     let method = request.method().clone();
-    let response = next.run(request).await;
+    let mut response = if headers_size(&request) > limits.header_bytes {
+        ApiError::HeadersTooLarge.into_response()
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
     let elapsed = started.elapsed();
     let route = response
         .extensions()
@@ -115,36 +135,39 @@ async fn observe_request(request: Request, next: Next) -> Response {
         .map_or(UNMATCHED_ROUTE, |r| r.0.as_str());
     let status = response.status();
     METRICS.record_http_request(method.as_str(), route, status.as_str(), elapsed);
-    tracing::info!(
-        target: "pincher::access",
-        method = %method,
-        route,
-        status = status.as_u16(),
-        latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        "request"
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            target: "pincher::access",
+            method = %method,
+            route,
+            status = status.as_u16(),
+            latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "request"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 
-async fn limit_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
-    let size: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    if size > limit {
-        return ApiError::HeadersTooLarge.into_response();
-    }
-    next.run(request).await
-}
-
-async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
+/// Per-route layer: authenticates the request within the request timeout and passes the
+/// matched route template out to [`edge`].
+async fn guard(State(guard): State<RouteGuard>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = match tokio::time::timeout(
+        guard.timeout,
+        auth::require_token(&guard.state, request, next),
+    )
+    .await
+    {
         Ok(response) => response,
         Err(_) => ApiError::Unavailable(format!(
             "the request took longer than {} s and was abandoned",
-            limit.as_secs()
+            guard.timeout.as_secs()
         ))
         .into_response(),
+    };
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
     }
+    response
 }

@@ -171,8 +171,8 @@ async fn progress_bar_on_a_terminal_only() {
         terminal.contains('\u{1b}'),
         "the bar is drawn and cleared with terminal escapes: {terminal:?}"
     );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&out).expect("report file")).expect("stdout is JSON only");
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).expect("report file"))
+        .expect("stdout is JSON only");
     assert_eq!(report["attempted"], 4);
     assert_eq!(report["errors"], json!([]));
 }
