@@ -11,6 +11,8 @@ root=$(pwd)
 duration=${BENCH_DURATION:-10s}
 seed=${BENCH_SERVICES:-1000}
 conns=64
+# The same SQLite pool size for pincher and the bare handler, so only the code differs.
+pool=${BENCH_POOL:-16}
 out=${BENCH_OUT:-$(mktemp -d -t pincher-bench.XXXXXX)}
 mkdir -p "$out"
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/tmp/pincher-target ]; then
@@ -55,7 +57,7 @@ run_pincher() { # BACKEND URL
   port=$(free_port)
   token=$(PINCHER_DATABASE__URL=$url "$bin" tokens create --name "bench-$$" --scope admin 2>/dev/null)
   auth="Authorization: Bearer $token"
-  PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=16 \
+  PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=$pool \
     "$bin" serve --port "$port" 2>"$out/pincher-$backend.log" &
   pid=$!; pids+=("$pid")
   wait_http "http://127.0.0.1:$port/status/ready"
@@ -100,7 +102,7 @@ psql "$pg_admin" -qc "DROP DATABASE $pg_db WITH (FORCE)" >/dev/null
 
 # Baselines on the same SQLite file and ids.
 port=$(free_port)
-"$bare" "$sqlite_url" "$port" & pids+=("$!")
+"$bare" "$sqlite_url" "$port" "$pool" & pids+=("$!")
 wait_http "http://127.0.0.1:$port/services/$(head -n1 "$out/ids-sqlite.txt")"
 results+=("| bare axum + sqlx, sqlite | GET /services/{id} | $(BENCH_IDS=$out/ids-sqlite.txt wrk_run get-bare "http://127.0.0.1:$port" -s bench/get_random.lua) |")
 
@@ -110,7 +112,7 @@ BENCH_SQLITE_URL="sqlite:///$work/bench.db" "$venv/bin/gunicorn" -w "$(nproc)" -
 wait_http "http://127.0.0.1:$port/services/$(head -n1 "$out/ids-sqlite.txt")"
 results+=("| Flask + SQLAlchemy (gunicorn, $(nproc) workers), sqlite | GET /services/{id} | $(BENCH_IDS=$out/ids-sqlite.txt wrk_run get-flask "http://127.0.0.1:$port" -s bench/get_random.lua) |")
 
-echo "wrk -t2 -c$conns -d$duration; $seed services; raw output in $out"
+echo "wrk -t2 -c$conns -d$duration; $seed services; pool $pool; raw output in $out"
 echo
 echo "| server | request | req/s · p50 · p99 |"
 echo "| --- | --- | --- |"

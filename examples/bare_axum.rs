@@ -2,7 +2,7 @@
 //! from pincher's SQLite schema, with no middleware. `bench/services.sh` compares
 //! `GET /services/{id}` against it.
 //!
-//! Usage: `bare_axum SQLITE_URL PORT`
+//! Usage: `bare_axum SQLITE_URL PORT [POOL_SIZE]` (the pool size defaults to 10)
 
 use std::str::FromStr;
 
@@ -56,9 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: bare_axum SQLITE_URL PORT")?
         .parse()?;
+    let pool_size: u32 = args.next().map_or(Ok(10), |size| size.parse())?;
     let options = SqliteConnectOptions::from_str(&url)?.journal_mode(SqliteJournalMode::Wal);
     let pool = SqlitePoolOptions::new()
-        .max_connections(10)
+        .max_connections(pool_size)
         .connect_with(options)
         .await?;
     let app = Router::new()
