@@ -283,10 +283,7 @@ async fn list(
     group: Option<&str>,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
-    let entries = store
-        .list(parse_group(group)?.as_ref())
-        .await
-        .with_context(|| format!("cannot list the backups in {}", store.describe()))?;
+    let entries = store.list(parse_group(group)?.as_ref()).await?;
     with_stdout(|out| match output {
         OutputFormat::Json => write_json(out, &entries),
         OutputFormat::Table => write_table(
@@ -314,10 +311,7 @@ async fn verify(
     group: Option<&str>,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
-    let results = store
-        .verify(parse_group(group)?.as_ref())
-        .await
-        .with_context(|| format!("cannot verify the backups in {}", store.describe()))?;
+    let results = store.verify(parse_group(group)?.as_ref()).await?;
     with_stdout(|out| match output {
         OutputFormat::Json => write_json(out, &results),
         OutputFormat::Table => {
@@ -409,8 +403,7 @@ async fn prune(
             policy,
             time::OffsetDateTime::now_utc(),
         )
-        .await
-        .with_context(|| format!("cannot prune the backups in {}", store.describe()))?;
+        .await?;
     with_stdout(|out| match output {
         OutputFormat::Json => write_json(out, &deleted),
         OutputFormat::Table => {

@@ -52,7 +52,7 @@ impl std::fmt::Display for GroupId {
 #[serde(rename_all = "lowercase")]
 #[schema(as = BackupOutcome)]
 pub enum Outcome {
-    /// A new backup file was written.
+    /// A new backup was written.
     Stored,
     /// The same version and content were already stored; nothing was written.
     Unchanged,
@@ -342,14 +342,6 @@ impl BackupStore {
                 bucket,
                 &settings.backups.prefix(),
             )),
-        }
-    }
-
-    /// The folder, or `s3://bucket/prefix`, for people.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Local(store) => store.dir().display().to_string(),
-            Self::S3(store) => format!("s3://{}/{}", store.bucket(), store.prefix()),
         }
     }
 
