@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use tokio::sync::OnceCell;
+
 use crate::config::Settings;
 use crate::db::{Db, DbError};
 use crate::health::HealthCache;
 use crate::middleware::auth::TokenCache;
+use crate::plugins::opsmanager::BackupStore;
 
 /// Settings and shared clients, built once and cheap to clone.
 #[derive(Debug, Clone)]
@@ -20,6 +23,7 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// The AWS SDK configuration, loaded on first use.
     pub aws: crate::plugins::aws::SharedAws,
+    backup_store: Arc<OnceCell<BackupStore>>,
 }
 
 impl AppState {
@@ -32,6 +36,15 @@ impl AppState {
             health: Arc::default(),
             tokens: Arc::default(),
             aws: crate::plugins::aws::SharedAws::default(),
+            backup_store: Arc::default(),
         })
+    }
+
+    /// The Ops Manager backup store of the settings (folder or S3 bucket), built on first
+    /// use.
+    pub async fn backup_store(&self) -> &BackupStore {
+        self.backup_store
+            .get_or_init(|| BackupStore::from_settings_with(&self.settings, &self.aws))
+            .await
     }
 }

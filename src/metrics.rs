@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use crate::db::Db;
+use crate::plugins::opsmanager::BackupStore;
 
 /// Version of the running binary.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -38,7 +39,7 @@ pub struct Metrics {
     pub opsmanager_last_success: prometheus::GaugeVec,
     /// Ops Manager backup runs by group and outcome, as recorded in the database.
     pub opsmanager_runs: IntCounterVec,
-    /// Backup files in the local store, by group.
+    /// Backups in the backup store (folder or S3 bucket), by group.
     pub opsmanager_backups_stored: IntGaugeVec,
     /// Calls to external systems by plugin, operation and outcome.
     pub plugin_calls: IntCounterVec,
@@ -48,6 +49,10 @@ pub struct Metrics {
 
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// Longest a scrape waits for the backup store's listing (one ListObjectsV2 call per 1,000
+/// backups in S3).
+pub const STORE_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Latency buckets for HTTP requests served, in seconds.
 const HTTP_BUCKETS: &[f64] = &[
@@ -117,7 +122,7 @@ impl Metrics {
         let opsmanager_backups_stored = defined(IntGaugeVec::new(
             Opts::new(
                 "pincher_opsmanager_backups_stored",
-                "Backup files in the local backup folder, by group.",
+                "Ops Manager backups in the backup store (folder or S3 bucket), by group.",
             ),
             &["group"],
         ));
@@ -205,9 +210,10 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Refreshes the gauges read from the database. A database that cannot be read leaves
-    /// the last values in place (its failure shows in `/status`).
-    pub async fn refresh(&self, db: &Db, backups_dir: &std::path::Path) {
+    /// Refreshes the gauges read from the database and the backup store. A database or store
+    /// that cannot be read (in [`STORE_LIST_TIMEOUT`] for the store) leaves the last values
+    /// in place.
+    pub async fn refresh(&self, db: &Db, store: &BackupStore) {
         let pool = db.pool_stats();
         self.db_pool_connections
             .with_label_values(&["open"])
@@ -243,8 +249,7 @@ impl Metrics {
             }
             Err(e) => tracing::debug!(error = %e, "cannot count backup runs for the metrics"),
         }
-        let store = crate::plugins::opsmanager::BackupStore::new(backups_dir.to_owned());
-        match tokio::task::spawn_blocking(move || store.list(None)).await {
+        match tokio::time::timeout(STORE_LIST_TIMEOUT, store.list(None)).await {
             Ok(Ok(entries)) => {
                 let mut per_group = std::collections::BTreeMap::<String, i64>::new();
                 for entry in entries {
@@ -258,7 +263,7 @@ impl Metrics {
                 }
             }
             Ok(Err(e)) => tracing::debug!(error = %e, "cannot list backups for the metrics"),
-            Err(e) => tracing::debug!(error = %e, "backup listing task failed"),
+            Err(_) => tracing::debug!("listing backups for the metrics timed out"),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::plugins::NoProgress;
 use crate::plugins::opsmanager::backup::{self, PrunePolicy};
 use crate::plugins::opsmanager::diff::{self, Change};
 use crate::plugins::opsmanager::{
-    BackupOutcome, BackupStore, GroupBackup, GroupId, OpsManagerClient,
+    BackupLocation, BackupOutcome, BackupStore, GroupBackup, GroupId, OpsManagerClient,
 };
 use crate::render::{OutputFormat, write_json, write_table};
 
@@ -26,7 +26,8 @@ use crate::render::{OutputFormat, write_json, write_table};
 pub struct Opts {
     #[command(subcommand)]
     command: OpsManagerCommand,
-    /// Backup folder (overrides `backups.dir`).
+    /// Backup folder (overrides `backups.dir`, and uses the folder even when
+    /// `backups.s3_bucket` is set).
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Output format.
@@ -36,7 +37,8 @@ pub struct Opts {
 
 #[derive(Debug, Subcommand)]
 enum OpsManagerCommand {
-    /// Back up the automation configuration of each group as {dir}/{group}/{version}-{md5}.json.
+    /// Back up the automation configuration of each group as {group}/{version}-{md5}.json in
+    /// the backup folder or S3 bucket.
     Backup {
         /// Group (project) id to back up (repeatable; default: opsmanager.group_ids).
         #[arg(long = "group", value_name = "ID")]
@@ -71,9 +73,9 @@ enum BackupsCommand {
     },
     /// Structural diff of two backup files (or any two JSON files); secrets are masked.
     Diff {
-        /// The old document.
+        /// The old document: a file, or a backup in S3 as s3://BUCKET/KEY (MD5 checked).
         a: PathBuf,
-        /// The new document.
+        /// The new document: a file, or a backup in S3 as s3://BUCKET/KEY (MD5 checked).
         b: PathBuf,
     },
     /// Delete old backups; the newest backup of each group is always kept.
@@ -91,7 +93,7 @@ enum BackupsCommand {
     },
     /// Replace a group's live automation configuration with a backup, whole.
     Restore {
-        /// The backup file ({version}-{md5}.json).
+        /// The backup ({version}-{md5}.json): a file, or s3://BUCKET/KEY.
         file: PathBuf,
         /// The group (project) to restore into.
         #[arg(long, value_name = "ID")]
@@ -107,7 +109,10 @@ enum BackupsCommand {
 
 /// Runs the command.
 pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
-    let store = BackupStore::new(opts.dir.clone().unwrap_or(settings.backups.dir.clone()));
+    let store = match &opts.dir {
+        Some(dir) => BackupStore::local(dir.clone()),
+        None => BackupStore::from_settings(&settings).await,
+    };
     let output = opts.output;
     match opts.command {
         OpsManagerCommand::Backup {
@@ -116,9 +121,9 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             quiet,
         } => run_backup(&settings, &store, &groups, all_groups, quiet, output).await,
         OpsManagerCommand::Backups { command } => match command {
-            BackupsCommand::List { group } => list(&store, group.as_deref(), output),
-            BackupsCommand::Verify { group } => verify(&store, group.as_deref(), output),
-            BackupsCommand::Diff { a, b } => show_diff(&a, &b, output),
+            BackupsCommand::List { group } => list(&store, group.as_deref(), output).await,
+            BackupsCommand::Verify { group } => verify(&store, group.as_deref(), output).await,
+            BackupsCommand::Diff { a, b } => show_diff(&settings, &store, &a, &b, output).await,
             BackupsCommand::Prune {
                 keep,
                 keep_days,
@@ -129,14 +134,14 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                     (None, Some(d)) => PrunePolicy::KeepDays(d),
                     (None, None) => anyhow::bail!("give --keep N or --keep-days D"),
                 };
-                prune(&store, group.as_deref(), policy, output)
+                prune(&store, group.as_deref(), policy, output).await
             }
             BackupsCommand::Restore {
                 file,
                 group,
                 dry_run,
                 yes,
-            } => restore(&settings, &file, &group, dry_run, yes).await,
+            } => restore(&settings, &store, &file, &group, dry_run, yes).await,
         },
     }
 }
@@ -254,11 +259,7 @@ fn describe(r: &GroupBackup) -> String {
         BackupOutcome::Stored => format!(
             "stored     {} version {version} -> {} ({} bytes)",
             r.group_id,
-            r.path
-                .as_deref()
-                .map(Path::display)
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
+            r.path.as_deref().unwrap_or_default(),
             r.bytes.unwrap_or_default()
         ),
         BackupOutcome::Unchanged => {
@@ -277,8 +278,12 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn list(store: &BackupStore, group: Option<&str>, output: OutputFormat) -> anyhow::Result<Outcome> {
-    let entries = store.list(parse_group(group)?.as_ref())?;
+async fn list(
+    store: &BackupStore,
+    group: Option<&str>,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    let entries = store.list(parse_group(group)?.as_ref()).await?;
     with_stdout(|out| match output {
         OutputFormat::Json => write_json(out, &entries),
         OutputFormat::Table => write_table(
@@ -301,12 +306,12 @@ fn list(store: &BackupStore, group: Option<&str>, output: OutputFormat) -> anyho
     Ok(Outcome::Success)
 }
 
-fn verify(
+async fn verify(
     store: &BackupStore,
     group: Option<&str>,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
-    let results = store.verify(parse_group(group)?.as_ref())?;
+    let results = store.verify(parse_group(group)?.as_ref()).await?;
     with_stdout(|out| match output {
         OutputFormat::Json => write_json(out, &results),
         OutputFormat::Table => {
@@ -319,7 +324,7 @@ fn verify(
                         r.actual_md5.as_deref().unwrap_or_default()
                     ),
                 };
-                writeln!(out, "{}  {state}", r.entry.path.display())?;
+                writeln!(out, "{}  {state}", r.entry.path)?;
             }
             Ok(())
         }
@@ -334,9 +339,22 @@ fn verify(
     Ok(Outcome::Success)
 }
 
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
+/// A local file as any JSON document; an S3 object as a backup whose MD5 matches its name.
+async fn read_json(settings: &Settings, store: &BackupStore, arg: &Path) -> anyhow::Result<Value> {
+    let location = BackupLocation::parse(arg)?;
+    let bytes = match &location {
+        BackupLocation::File(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        BackupLocation::S3 { .. } => {
+            store
+                .read_verified(&location, &settings.aws)
+                .await?
+                .config
+                .bytes
+        }
+    };
+    serde_json::from_slice(&bytes).with_context(|| format!("{location} is not valid JSON"))
 }
 
 fn write_changes(
@@ -358,28 +376,39 @@ fn write_changes(
     }
 }
 
-fn show_diff(a: &Path, b: &Path, output: OutputFormat) -> anyhow::Result<Outcome> {
-    let changes = diff::diff(&read_json(a)?, &read_json(b)?);
+async fn show_diff(
+    settings: &Settings,
+    store: &BackupStore,
+    a: &Path,
+    b: &Path,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    let changes = diff::diff(
+        &read_json(settings, store, a).await?,
+        &read_json(settings, store, b).await?,
+    );
     with_stdout(|out| write_changes(out, &changes, output))?;
     Ok(Outcome::Success)
 }
 
-fn prune(
+async fn prune(
     store: &BackupStore,
     group: Option<&str>,
     policy: PrunePolicy,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
-    let deleted = store.prune(
-        parse_group(group)?.as_ref(),
-        policy,
-        time::OffsetDateTime::now_utc(),
-    )?;
+    let deleted = store
+        .prune(
+            parse_group(group)?.as_ref(),
+            policy,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
     with_stdout(|out| match output {
         OutputFormat::Json => write_json(out, &deleted),
         OutputFormat::Table => {
             for e in &deleted {
-                writeln!(out, "deleted {}", e.path.display())?;
+                writeln!(out, "deleted {}", e.path)?;
             }
             writeln!(out, "deleted {} backup(s)", deleted.len())
         }
@@ -389,19 +418,20 @@ fn prune(
 
 async fn restore(
     settings: &Settings,
+    store: &BackupStore,
     file: &Path,
     group: &str,
     dry_run: bool,
     yes: bool,
 ) -> anyhow::Result<Outcome> {
     let group = GroupId::parse(group)?;
-    let backup = backup::read_verified(file)
-        .with_context(|| format!("refusing to restore {}", file.display()))?;
+    let file = BackupLocation::parse(file)?;
+    let backup = store
+        .read_verified(&file, &settings.aws)
+        .await
+        .with_context(|| format!("refusing to restore {file}"))?;
     if let Some(from) = backup.group_id.as_ref().filter(|g| **g != group) {
-        eprintln!(
-            "note: {} was backed up from group {from}, restoring into {group}",
-            file.display()
-        );
+        eprintln!("note: {file} was backed up from group {from}, restoring into {group}");
     }
     let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
     let live = client
@@ -409,7 +439,7 @@ async fn restore(
         .await
         .with_context(|| format!("cannot read the live configuration of group {group}"))?;
     let backup_doc: Value = serde_json::from_slice(&backup.config.bytes)
-        .with_context(|| format!("{} is not valid JSON", file.display()))?;
+        .with_context(|| format!("{file} is not valid JSON"))?;
     let live_doc: Value =
         serde_json::from_slice(&live.bytes).context("the live configuration is not valid JSON")?;
     let changes = diff::diff(&live_doc, &backup_doc);
@@ -417,10 +447,7 @@ async fn restore(
         writeln!(
             out,
             "restore {} (version {}, md5 {}) into group {group}, live version {}:",
-            file.display(),
-            backup.config.version,
-            backup.md5,
-            live.version
+            file, backup.config.version, backup.md5, live.version
         )?;
         write_changes(out, &changes, OutputFormat::Table)
     })?;

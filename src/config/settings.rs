@@ -292,20 +292,90 @@ impl Default for ChefSettings {
     }
 }
 
-/// `[backups]`: where configuration backups are kept.
+/// `[backups]`: where configuration backups are kept: the local folder `dir`, or, when
+/// `s3_bucket` is set, that S3 bucket under `s3_prefix` (same names in both).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupSettings {
-    /// Local backup folder.
+    /// Local backup folder, used when `s3_bucket` is not set (and by `--dir`).
     pub dir: PathBuf,
+    /// S3 bucket to keep backups in instead of `dir`, reached with the `[aws]` settings
+    /// (credentials chain, `aws.region`, `aws.endpoint_url`); empty means unset.
+    pub s3_bucket: Option<String>,
+    /// Key prefix inside `s3_bucket`, e.g. `pincher/opsmanager/`; a `/` is added when it is
+    /// missing. Backups are `{s3_prefix}{groupId}/{version}-{md5}.json`.
+    pub s3_prefix: String,
 }
 
 impl Default for BackupSettings {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("backups"),
+            s3_bucket: None,
+            s3_prefix: String::new(),
         }
     }
+}
+
+impl BackupSettings {
+    /// The bucket, when one is set and not empty.
+    pub fn bucket(&self) -> Option<&str> {
+        self.s3_bucket.as_deref().filter(|b| !b.is_empty())
+    }
+
+    /// `s3_prefix` ending with `/` when it is not empty.
+    pub fn prefix(&self) -> String {
+        if self.s3_prefix.is_empty() || self.s3_prefix.ends_with('/') {
+            self.s3_prefix.clone()
+        } else {
+            format!("{}/", self.s3_prefix)
+        }
+    }
+
+    fn normalize(&mut self) {
+        if self.bucket().is_none() {
+            self.s3_bucket = None;
+        }
+        self.s3_prefix = self.prefix();
+    }
+}
+
+/// Checks an S3 bucket name against the general-purpose bucket naming rules: 3 to 63
+/// lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit,
+/// no `..`, not shaped like an IP address, and none of the reserved prefixes and suffixes.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    if !(3..=63).contains(&name.len()) {
+        return Err(format!("expected 3 to 63 characters, got {}", name.len()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '.' || *c == '-'))
+    {
+        return Err(format!(
+            "{c:?} is not allowed: use lowercase letters, digits, dots and hyphens"
+        ));
+    }
+    let edge_ok = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !edge_ok(name.bytes().next()) || !edge_ok(name.bytes().last()) {
+        return Err("must start and end with a letter or digit".into());
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return Err("dots may not be next to each other or to a hyphen".into());
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err("must not be shaped like an IP address".into());
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return Err(format!("the prefix {prefix} is reserved"));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(suffix) {
+            return Err(format!("the suffix {suffix} is reserved"));
+        }
+    }
+    Ok(())
 }
 
 /// `[metrics]`: who may scrape `/metrics`, and where.
@@ -433,7 +503,8 @@ impl Settings {
                 .separator("__")
                 .source(Some(env.settings_vars())),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.backups.normalize();
         settings.validate()?;
         Ok(settings)
     }
@@ -548,6 +619,24 @@ impl Settings {
             return Err(invalid(
                 "chef.client_key",
                 "chef.server_url is set, so the path of the client's private key is required",
+            ));
+        }
+        if let Some(bucket) = self.backups.bucket()
+            && let Err(message) = check_bucket_name(bucket)
+        {
+            return Err(invalid(
+                "backups.s3_bucket",
+                format!("{bucket:?} is not a valid S3 bucket name: {message}"),
+            ));
+        }
+        if self.backups.s3_prefix.starts_with('/') || self.backups.s3_prefix.contains("//") {
+            return Err(invalid(
+                "backups.s3_prefix",
+                format!(
+                    "expected a key prefix such as pincher/opsmanager/, without a leading / \
+                     or empty segments, got {:?}",
+                    self.backups.s3_prefix
+                ),
             ));
         }
         if self.chef.timeout_secs == 0 {
@@ -670,6 +759,42 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(err.contains("chef.client_key"), "{err}");
+    }
+
+    #[test]
+    fn the_s3_store_settings_are_normalised_and_checked() -> Result<(), SettingsError> {
+        let settings = load(&[
+            ("PINCHER_BACKUPS__S3_BUCKET", "ops-backups.example"),
+            ("PINCHER_BACKUPS__S3_PREFIX", "pincher/om"),
+        ])?;
+        assert_eq!(settings.backups.bucket(), Some("ops-backups.example"));
+        assert_eq!(settings.backups.s3_prefix, "pincher/om/");
+        let settings = load(&[("PINCHER_BACKUPS__S3_BUCKET", "")])?;
+        assert_eq!(settings.backups.s3_bucket, None);
+        assert_eq!(settings.backups.s3_prefix, "");
+        for bad in [
+            "Ops_Backups",
+            "ab",
+            "-ops",
+            "ops..b",
+            "192.168.1.2",
+            "xn--ops",
+        ] {
+            let err = load(&[("PINCHER_BACKUPS__S3_BUCKET", bad)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains("backups.s3_bucket") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+        let err = load(&[("PINCHER_BACKUPS__S3_PREFIX", "/abs")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("backups.s3_prefix"), "{err}");
+        Ok(())
     }
 
     #[test]

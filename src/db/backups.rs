@@ -16,7 +16,7 @@ pub struct BackupRun {
     pub version: Option<i64>,
     /// MD5 of the stored bytes.
     pub md5: Option<String>,
-    /// The backup file.
+    /// The backup file, or `s3://bucket/key`.
     pub path: Option<String>,
     /// Size in bytes.
     pub bytes: Option<i64>,
@@ -108,7 +108,7 @@ impl From<&GroupBackup> for BackupRun {
             group_id: backup.group_id.to_string(),
             version: backup.version,
             md5: backup.md5.clone(),
-            path: backup.path.as_ref().map(|p| p.display().to_string()),
+            path: backup.path.clone(),
             bytes: backup.bytes.and_then(|b| i64::try_from(b).ok()),
             outcome: backup.outcome.as_str().to_owned(),
             error: backup.error.clone(),

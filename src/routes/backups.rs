@@ -15,8 +15,7 @@ use crate::db::backups as runs;
 use crate::plugins::NoProgress;
 use crate::plugins::opsmanager::backup::{back_up_groups, resolve_groups};
 use crate::plugins::opsmanager::{
-    BackupEntry, BackupOutcome, BackupStore, GroupBackup, GroupId, OpsManagerClient,
-    OpsManagerError,
+    BackupEntry, BackupOutcome, GroupBackup, GroupId, OpsManagerClient, OpsManagerError,
 };
 use crate::report::Completeness;
 
@@ -89,6 +88,18 @@ fn upstream(e: OpsManagerError) -> ApiError {
     }
 }
 
+/// A backup store that cannot be read: an S3 bucket is a remote dependency (503); a local
+/// folder that cannot be read is this server's fault (500).
+fn store_unavailable(e: OpsManagerError) -> ApiError {
+    match e {
+        OpsManagerError::S3 { .. } => {
+            tracing::warn!(error = %e, "backup store unavailable");
+            ApiError::Unavailable(e.to_string())
+        }
+        e => ApiError::Internal(e.to_string()),
+    }
+}
+
 /// The stored backups and the last successful run of each group.
 #[utoipa::path(
     get,
@@ -101,7 +112,7 @@ fn upstream(e: OpsManagerError) -> ApiError {
         (status = 400, description = "Bad query parameter, or no groups to back up", body = crate::routes::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or Ops Manager unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 503, description = "Database or S3 backup store unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -116,11 +127,12 @@ async fn list(
         .map(|g| GroupId::parse(g))
         .transpose()
         .map_err(upstream)?;
-    let store = BackupStore::new(state.settings.backups.dir.clone());
-    let items = tokio::task::spawn_blocking(move || store.list(group.as_ref()))
+    let items = state
+        .backup_store()
         .await
-        .map_err(|e| ApiError::Internal(format!("listing task failed: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .list(group.as_ref())
+        .await
+        .map_err(store_unavailable)?;
     let mut last_success = runs::last_success_per_group(&state.db).await?;
     if let Some(group) = query.groups.first() {
         last_success.retain(|l| &l.group_id == group);
@@ -174,10 +186,9 @@ async fn back_up_now(
         },
         e => upstream(e),
     })?;
-    let store = BackupStore::new(state.settings.backups.dir.clone());
     let results = back_up_groups(
         &client,
-        &store,
+        state.backup_store().await,
         &groups,
         settings.concurrency,
         Arc::new(NoProgress),

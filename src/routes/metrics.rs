@@ -70,9 +70,7 @@ async fn metrics(
             return response;
         }
     }
-    METRICS
-        .refresh(&state.db, &state.settings.backups.dir)
-        .await;
+    METRICS.refresh(&state.db, state.backup_store().await).await;
     let mut response = (StatusCode::OK, METRICS.encode()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

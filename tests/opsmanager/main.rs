@@ -9,4 +9,6 @@ mod backup;
 mod backups;
 mod client;
 mod harness;
+mod s3;
+mod s3_harness;
 mod storage_faults;

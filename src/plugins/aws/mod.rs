@@ -67,23 +67,34 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let message = match (err.code(), err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_owned(),
-            _ => match err {
-                SdkError::ServiceError(context) => {
-                    format!("HTTP {} without an AWS error code", context.raw().status())
-                }
-                SdkError::TimeoutError(_) => "timed out".to_owned(),
-                other => describe_chain(other),
-            },
-        };
-        Self::Call { operation, message }
+        Self::Call {
+            operation,
+            message: describe_sdk_error(err),
+        }
+    }
+}
+
+/// An SDK error as its AWS error code and message, else as what went wrong on the way (HTTP
+/// status, timeout, connection failure). Never includes credentials.
+pub fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => match err {
+            SdkError::ServiceError(context) => {
+                format!("HTTP {} without an AWS error code", context.raw().status())
+            }
+            SdkError::TimeoutError(_) => "timed out".to_owned(),
+            other => describe_chain(other),
+        },
     }
 }
 
 /// An error and its sources, each once, joined by `: ` (no debug dumps).
-fn describe_chain(err: &dyn std::error::Error) -> String {
+pub fn describe_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {

@@ -1,9 +1,8 @@
-//! The local backup store of automation configurations: `{dir}/{groupId}/{version}-{md5}.json`,
-//! the MD5 being that of exactly the bytes in the file. Writes are atomic and serialized per
-//! group by a file lock; an unchanged configuration writes nothing. Also listing, verifying
-//! and pruning, and backing up many groups at once under a bound.
+//! Backups of automation configurations, named `{groupId}/{version}-{md5}.json` (the MD5 being
+//! that of exactly the bytes stored), in a store that is a local folder or an S3 bucket and
+//! prefix. An unchanged configuration writes nothing. Also listing, verifying, pruning and
+//! reading back, and backing up many groups at once under a bound.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,12 +12,12 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::client::{OpsManagerClient, md5_hex};
+use super::local_store::{self, LocalStore};
+use super::s3_store::{self, S3Store};
 use super::{AutomationConfig, OpsManagerError};
-use crate::atomic_file::write_atomic;
+use crate::config::{AwsSettings, Settings};
 use crate::plugins::Progress;
-
-/// Name of the per-group lock file.
-const LOCK_FILE: &str = ".lock";
+use crate::plugins::aws::{Aws, SharedAws};
 
 /// An Ops Manager group id, safe to use as a folder name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
@@ -53,7 +52,7 @@ impl std::fmt::Display for GroupId {
 #[serde(rename_all = "lowercase")]
 #[schema(as = BackupOutcome)]
 pub enum Outcome {
-    /// A new backup file was written.
+    /// A new backup was written.
     Stored,
     /// The same version and content were already stored; nothing was written.
     Unchanged,
@@ -83,9 +82,8 @@ pub struct GroupBackup {
     pub version: Option<i64>,
     /// MD5 of the stored bytes, when it was read.
     pub md5: Option<String>,
-    /// The backup file, when one exists for this configuration.
-    #[schema(value_type = Option<String>)]
-    pub path: Option<PathBuf>,
+    /// The backup (a file, or `s3://bucket/key`), when one exists for this configuration.
+    pub path: Option<String>,
     /// Size of the configuration in bytes.
     pub bytes: Option<u64>,
     /// Why it failed.
@@ -97,26 +95,25 @@ pub struct GroupBackup {
     pub duration_ms: u64,
 }
 
-/// One backup file in the store.
+/// One backup in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BackupEntry {
-    /// The group (the folder name).
+    /// The group (the folder name, or the key segment before the name).
     pub group_id: GroupId,
-    /// Version of the configuration (from the file name).
+    /// Version of the configuration (from the name).
     pub version: i64,
-    /// MD5 of the content (from the file name).
+    /// MD5 of the content (from the name).
     pub md5: String,
-    /// The file.
-    #[schema(value_type = String)]
-    pub path: PathBuf,
+    /// The file, or `s3://bucket/key`.
+    pub path: String,
     /// Its size.
     pub bytes: u64,
-    /// When it was written.
+    /// When it was written (the file's modification time, the object's last-modified time).
     #[serde(with = "time::serde::rfc3339")]
     pub modified: OffsetDateTime,
 }
 
-/// The result of checking one backup file.
+/// The result of checking one backup.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyResult {
     /// The file checked.
@@ -138,10 +135,10 @@ pub enum PrunePolicy {
     KeepDays(u32),
 }
 
-/// A backup file read back and checked against its name.
+/// A backup read back and checked against its name.
 #[derive(Debug, Clone)]
 pub struct VerifiedBackup {
-    /// The group folder it sits in, when that is a group id.
+    /// The group folder (or key segment) it sits in, when that is a group id.
     pub group_id: Option<GroupId>,
     /// The configuration, exactly as stored.
     pub config: AutomationConfig,
@@ -149,10 +146,15 @@ pub struct VerifiedBackup {
     pub md5: String,
 }
 
-/// The local folder of backups.
-#[derive(Debug, Clone)]
-pub struct BackupStore {
-    dir: PathBuf,
+/// What `store_if_changed` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Stored, or unchanged when the same name was already there.
+    pub outcome: Outcome,
+    /// Where the backup is: a file, or `s3://bucket/key`.
+    pub location: String,
+    /// MD5 of the stored bytes.
+    pub md5: String,
 }
 
 /// Splits `{version}-{md5}.json` into its parts.
@@ -164,239 +166,263 @@ pub fn parse_backup_name(name: &str) -> Option<(i64, String)> {
     md5_ok.then(|| (version, md5.to_owned()))
 }
 
-impl BackupStore {
-    /// A store rooted at `dir` (created on first write).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    /// The root folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Where a configuration of `group` is stored.
-    pub fn path_for(&self, group: &GroupId, version: i64, md5: &str) -> PathBuf {
-        self.dir
-            .join(group.as_str())
-            .join(format!("{version}-{md5}.json"))
-    }
-
-    fn lock_group(&self, group: &GroupId) -> Result<File, OpsManagerError> {
-        let folder = self.dir.join(group.as_str());
-        if !folder.is_dir() {
-            std::fs::create_dir_all(&folder).map_err(|e| {
-                OpsManagerError::io(format!("cannot create {}", folder.display()), e)
-            })?;
-            crate::atomic_file::sync_dir(&self.dir).map_err(|e| {
-                OpsManagerError::io(format!("cannot sync {}", self.dir.display()), e)
-            })?;
-        }
-        let path = folder.join(LOCK_FILE);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| OpsManagerError::io(format!("cannot open {}", path.display()), e))?;
-        file.lock()
-            .map_err(|e| OpsManagerError::io(format!("cannot lock {}", path.display()), e))?;
-        Ok(file)
-    }
-
-    /// Stores `config` unless the same version and content are already stored. Blocking.
-    pub fn store_if_changed(
-        &self,
-        group: &GroupId,
-        config: &AutomationConfig,
-    ) -> Result<(Outcome, PathBuf, String), OpsManagerError> {
-        let md5 = md5_hex(&config.bytes);
-        let path = self.path_for(group, config.version, &md5);
-        let _lock = self.lock_group(group)?;
-        if path.is_file() {
-            return Ok((Outcome::Unchanged, path, md5));
-        }
-        write_atomic(&path, &config.bytes)
-            .map_err(|e| OpsManagerError::io(format!("cannot write {}", path.display()), e))?;
-        Ok((Outcome::Stored, path, md5))
-    }
-
-    /// Every backup, by group and newest version first; only `group` when given.
-    pub fn list(&self, group: Option<&GroupId>) -> Result<Vec<BackupEntry>, OpsManagerError> {
-        let mut entries = Vec::new();
-        let groups: Vec<GroupId> = match group {
-            Some(group) => vec![group.clone()],
-            None => match std::fs::read_dir(&self.dir) {
-                Ok(dir) => dir
-                    .filter_map(Result::ok)
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .filter_map(|e| e.file_name().to_str().and_then(|n| GroupId::parse(n).ok()))
-                    .collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => {
-                    return Err(OpsManagerError::io(
-                        format!("cannot read {}", self.dir.display()),
-                        e,
-                    ));
-                }
-            },
-        };
-        for group in groups {
-            let folder = self.dir.join(group.as_str());
-            let dir = match std::fs::read_dir(&folder) {
-                Ok(dir) => dir,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(OpsManagerError::io(
-                        format!("cannot read {}", folder.display()),
-                        e,
-                    ));
-                }
-            };
-            for item in dir.filter_map(Result::ok) {
-                let Some((version, md5)) = item.file_name().to_str().and_then(parse_backup_name)
-                else {
-                    continue;
-                };
-                let Ok(meta) = item.metadata() else { continue };
-                if !meta.is_file() {
-                    continue;
-                }
-                let modified = meta
-                    .modified()
-                    .map(OffsetDateTime::from)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                entries.push(BackupEntry {
-                    group_id: group.clone(),
-                    version,
-                    md5,
-                    path: item.path(),
-                    bytes: meta.len(),
-                    modified,
-                });
-            }
-        }
-        entries.sort_by(|a, b| {
-            a.group_id
-                .cmp(&b.group_id)
-                .then(b.version.cmp(&a.version))
-                .then(b.modified.cmp(&a.modified))
-                .then(a.md5.cmp(&b.md5))
-        });
-        Ok(entries)
-    }
-
-    /// Recomputes the MD5 of every backup (of `group` when given).
-    pub fn verify(&self, group: Option<&GroupId>) -> Result<Vec<VerifyResult>, OpsManagerError> {
-        Ok(self
-            .list(group)?
-            .into_iter()
-            .map(|entry| match std::fs::read(&entry.path) {
-                Ok(bytes) => {
-                    let actual = md5_hex(&bytes);
-                    VerifyResult {
-                        ok: actual == entry.md5,
-                        actual_md5: Some(actual),
-                        error: None,
-                        entry,
-                    }
-                }
-                Err(e) => VerifyResult {
-                    ok: false,
-                    actual_md5: None,
-                    error: Some(e.to_string()),
-                    entry,
-                },
-            })
-            .collect())
-    }
-
-    /// Deletes the backups `policy` does not keep, never a group's newest. Returns what was
-    /// deleted.
-    pub fn prune(
-        &self,
-        group: Option<&GroupId>,
-        policy: PrunePolicy,
-        now: OffsetDateTime,
-    ) -> Result<Vec<BackupEntry>, OpsManagerError> {
-        let entries = self.list(group)?;
-        let mut deleted = Vec::new();
-        let mut groups: Vec<&GroupId> = entries.iter().map(|e| &e.group_id).collect();
-        groups.dedup();
-        for group in groups {
-            let _lock = self.lock_group(group)?;
-            let newest_first: Vec<&BackupEntry> =
-                entries.iter().filter(|e| &e.group_id == group).collect();
-            for (rank, entry) in newest_first.iter().enumerate() {
-                let keep = rank == 0
-                    || match policy {
-                        PrunePolicy::KeepLast(n) => rank < n,
-                        PrunePolicy::KeepDays(days) => {
-                            entry.modified >= now - time::Duration::days(i64::from(days))
-                        }
-                    };
-                if keep {
-                    continue;
-                }
-                std::fs::remove_file(&entry.path).map_err(|e| {
-                    OpsManagerError::io(format!("cannot delete {}", entry.path.display()), e)
-                })?;
-                deleted.push((*entry).clone());
-            }
-            crate::atomic_file::sync_dir(&self.dir.join(group.as_str())).map_err(|e| {
-                OpsManagerError::io(format!("cannot sync {}", self.dir.display()), e)
-            })?;
-        }
-        Ok(deleted)
-    }
+/// The file name of a backup.
+pub fn backup_name(version: i64, md5: &str) -> String {
+    format!("{version}-{md5}.json")
 }
 
-/// Reads a backup file and checks its content against the MD5 in its name.
-pub fn read_verified(path: &Path) -> Result<VerifiedBackup, OpsManagerError> {
-    let shown = path.display().to_string();
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let (version, expected) =
-        parse_backup_name(name).ok_or_else(|| OpsManagerError::NotABackup {
-            path: shown.clone(),
-            message: "the name is not {version}-{md5}.json".into(),
-        })?;
-    let bytes =
-        std::fs::read(path).map_err(|e| OpsManagerError::io(format!("cannot read {shown}"), e))?;
+/// Orders entries by group, then newest version (then newest write) first.
+pub(crate) fn sort_entries(entries: &mut [BackupEntry]) {
+    entries.sort_by(|a, b| {
+        a.group_id
+            .cmp(&b.group_id)
+            .then(b.version.cmp(&a.version))
+            .then(b.modified.cmp(&a.modified))
+            .then(a.md5.cmp(&b.md5))
+    });
+}
+
+/// The entries `policy` does not keep, from entries in [`sort_entries`] order. A group's
+/// newest backup is always kept.
+pub fn prune_plan(
+    entries: &[BackupEntry],
+    policy: PrunePolicy,
+    now: OffsetDateTime,
+) -> Vec<BackupEntry> {
+    let mut doomed = Vec::new();
+    let mut current: Option<&GroupId> = None;
+    let mut rank = 0;
+    for entry in entries {
+        if current != Some(&entry.group_id) {
+            current = Some(&entry.group_id);
+            rank = 0;
+        }
+        let keep = rank == 0
+            || match policy {
+                PrunePolicy::KeepLast(n) => rank < n,
+                PrunePolicy::KeepDays(days) => {
+                    entry.modified >= now - time::Duration::days(i64::from(days))
+                }
+            };
+        rank += 1;
+        if !keep {
+            doomed.push(entry.clone());
+        }
+    }
+    doomed
+}
+
+/// Checks backup content read from `shown` (named `name`) against the MD5 and version in
+/// its name.
+pub(crate) fn check_backup(
+    shown: &str,
+    name: &str,
+    bytes: Vec<u8>,
+    group_id: Option<GroupId>,
+) -> Result<VerifiedBackup, OpsManagerError> {
+    let (version, expected) = parse_name_of(shown, name)?;
     let actual = md5_hex(&bytes);
     if actual != expected {
         return Err(OpsManagerError::ChecksumMismatch {
-            path: shown,
+            path: shown.to_owned(),
             expected,
             actual,
         });
     }
     let config =
         AutomationConfig::from_bytes(bytes).map_err(|message| OpsManagerError::NotABackup {
-            path: shown.clone(),
+            path: shown.to_owned(),
             message,
         })?;
     if config.version != version {
         return Err(OpsManagerError::NotABackup {
-            path: shown,
+            path: shown.to_owned(),
             message: format!(
                 "the content has version {} but the name says {version}",
                 config.version
             ),
         });
     }
-    let group_id = path
-        .parent()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .and_then(|n| GroupId::parse(n).ok());
     Ok(VerifiedBackup {
         group_id,
         config,
         md5: actual,
     })
+}
+
+/// The version and MD5 in a backup's name, or why `shown` is not a backup.
+pub(crate) fn parse_name_of(shown: &str, name: &str) -> Result<(i64, String), OpsManagerError> {
+    parse_backup_name(name).ok_or_else(|| OpsManagerError::NotABackup {
+        path: shown.to_owned(),
+        message: "the name is not {version}-{md5}.json".into(),
+    })
+}
+
+/// Where a backup to read is: a local file, or an object given as `s3://bucket/key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupLocation {
+    /// A local file.
+    File(PathBuf),
+    /// An S3 object.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+}
+
+impl BackupLocation {
+    /// `s3://BUCKET/KEY` as an S3 object, anything else as a local path.
+    pub fn parse(arg: &Path) -> Result<Self, OpsManagerError> {
+        let Some(rest) = arg.to_str().and_then(|a| a.strip_prefix("s3://")) else {
+            return Ok(Self::File(arg.to_owned()));
+        };
+        match rest.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Self::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            }),
+            _ => Err(OpsManagerError::InvalidLocation(
+                arg.to_string_lossy().into_owned(),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for BackupLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// Where backups are kept: a local folder (the default) or an S3 bucket and prefix, with
+/// the same names and the same behaviour.
+#[derive(Debug, Clone)]
+pub enum BackupStore {
+    /// `{dir}/{groupId}/{version}-{md5}.json`.
+    Local(LocalStore),
+    /// `s3://{bucket}/{prefix}{groupId}/{version}-{md5}.json`.
+    S3(S3Store),
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, OpsManagerError> + Send + 'static,
+) -> Result<T, OpsManagerError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        OpsManagerError::io(
+            "the backup store task failed",
+            std::io::Error::other(e.to_string()),
+        )
+    })?
+}
+
+impl BackupStore {
+    /// The local folder `dir` (created on first write).
+    pub fn local(dir: impl Into<PathBuf>) -> Self {
+        Self::Local(LocalStore::new(dir))
+    }
+
+    /// The store the settings name: `backups.s3_bucket` when set, else `backups.dir`.
+    /// Reads the AWS configuration (files and environment) but does not call AWS.
+    pub async fn from_settings(settings: &Settings) -> Self {
+        Self::from_settings_with(settings, &SharedAws::default()).await
+    }
+
+    /// Like [`BackupStore::from_settings`], with the AWS configuration of a long-running
+    /// process.
+    pub async fn from_settings_with(settings: &Settings, aws: &SharedAws) -> Self {
+        match settings.backups.bucket() {
+            None => Self::local(settings.backups.dir.clone()),
+            Some(bucket) => Self::S3(S3Store::new(
+                s3_store::client(aws.get(&settings.aws).await),
+                bucket,
+                &settings.backups.prefix(),
+            )),
+        }
+    }
+
+    /// Stores `config` unless a backup of the same version and content is already stored.
+    pub async fn store_if_changed(
+        &self,
+        group: &GroupId,
+        config: &AutomationConfig,
+    ) -> Result<Stored, OpsManagerError> {
+        match self {
+            Self::Local(store) => {
+                let (store, group, config) = (store.clone(), group.clone(), config.clone());
+                blocking(move || store.store_if_changed(&group, &config)).await
+            }
+            Self::S3(store) => store.store_if_changed(group, config).await,
+        }
+    }
+
+    /// Every backup, by group and newest version first; only `group` when given.
+    pub async fn list(&self, group: Option<&GroupId>) -> Result<Vec<BackupEntry>, OpsManagerError> {
+        match self {
+            Self::Local(store) => {
+                let (store, group) = (store.clone(), group.cloned());
+                blocking(move || store.list(group.as_ref())).await
+            }
+            Self::S3(store) => store.list(group).await,
+        }
+    }
+
+    /// Recomputes the MD5 of every backup (of `group` when given).
+    pub async fn verify(
+        &self,
+        group: Option<&GroupId>,
+    ) -> Result<Vec<VerifyResult>, OpsManagerError> {
+        match self {
+            Self::Local(store) => {
+                let (store, group) = (store.clone(), group.cloned());
+                blocking(move || store.verify(group.as_ref())).await
+            }
+            Self::S3(store) => store.verify(group).await,
+        }
+    }
+
+    /// Deletes the backups `policy` does not keep, never a group's newest. Returns what was
+    /// deleted.
+    pub async fn prune(
+        &self,
+        group: Option<&GroupId>,
+        policy: PrunePolicy,
+        now: OffsetDateTime,
+    ) -> Result<Vec<BackupEntry>, OpsManagerError> {
+        match self {
+            Self::Local(store) => {
+                let (store, group) = (store.clone(), group.cloned());
+                blocking(move || store.prune(group.as_ref(), policy, now)).await
+            }
+            Self::S3(store) => store.prune(group, policy, now).await,
+        }
+    }
+
+    /// Reads a backup and checks it against its name. An S3 object is read with this
+    /// store's client, or, for a local store, with a client from `aws`.
+    pub async fn read_verified(
+        &self,
+        location: &BackupLocation,
+        aws: &AwsSettings,
+    ) -> Result<VerifiedBackup, OpsManagerError> {
+        match location {
+            BackupLocation::File(path) => {
+                let path = path.clone();
+                blocking(move || local_store::read_verified(&path)).await
+            }
+            BackupLocation::S3 { bucket, key } => match self {
+                Self::S3(store) => s3_store::read_verified(store.client(), bucket, key).await,
+                Self::Local(_) => {
+                    let client = s3_store::client(&Aws::load(aws, None).await);
+                    s3_store::read_verified(&client, bucket, key).await
+                }
+            },
+        }
+    }
 }
 
 /// The groups to back up: those named, else every group the key sees when `all` is set,
@@ -511,30 +537,24 @@ pub async fn back_up_group(
         }
     };
     let (version, size) = (config.version, config.bytes.len() as u64);
-    let stored = {
-        let (store, group) = (store.clone(), group.clone());
-        tokio::task::spawn_blocking(move || store.store_if_changed(&group, &config)).await
-    };
-    let stored = match stored {
-        Ok(Ok(stored)) => stored,
-        Ok(Err(e)) => return failed(group, started_at, clock, e.to_string()),
+    let Stored {
+        outcome,
+        location,
+        md5,
+    } = match store.store_if_changed(group, &config).await {
+        Ok(stored) => stored,
         Err(e) => {
-            return failed(
-                group,
-                started_at,
-                clock,
-                format!("the write task failed: {e}"),
-            );
+            tracing::warn!(group = %group, error = %e, "backup failed");
+            return failed(group, started_at, clock, e.to_string());
         }
     };
-    let (outcome, path, md5) = stored;
     tracing::debug!(group = %group, version, outcome = outcome.as_str(), "backup done");
     GroupBackup {
         group_id: group.clone(),
         outcome,
         version: Some(version),
         md5: Some(md5),
-        path: Some(path),
+        path: Some(location),
         bytes: Some(size),
         error: None,
         started_at,
@@ -545,13 +565,6 @@ pub async fn back_up_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(version: i64, extra: &str) -> AutomationConfig {
-        AutomationConfig {
-            bytes: format!("{{\"version\":{version},\"x\":\"{extra}\"}}").into_bytes(),
-            version,
-        }
-    }
 
     #[test]
     fn names_parse_and_group_ids_reject_paths() {
@@ -567,41 +580,58 @@ mod tests {
     }
 
     #[test]
-    fn store_list_verify_and_prune() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = BackupStore::new(dir.path());
-        let group = GroupId::parse("g1")?;
+    fn locations_are_s3_objects_or_files() -> Result<(), OpsManagerError> {
         assert_eq!(
-            store.store_if_changed(&group, &config(1, "a"))?.0,
-            Outcome::Stored
-        );
-        assert_eq!(
-            store.store_if_changed(&group, &config(1, "a"))?.0,
-            Outcome::Unchanged
+            BackupLocation::parse(Path::new("s3://b-1/p/g1/1-x.json"))?,
+            BackupLocation::S3 {
+                bucket: "b-1".into(),
+                key: "p/g1/1-x.json".into()
+            }
         );
         assert_eq!(
-            store.store_if_changed(&group, &config(2, "b"))?.0,
-            Outcome::Stored
+            BackupLocation::parse(Path::new("backups/g1/1-x.json"))?,
+            BackupLocation::File(PathBuf::from("backups/g1/1-x.json"))
         );
-        assert_eq!(
-            store.store_if_changed(&group, &config(3, "c"))?.0,
-            Outcome::Stored
-        );
-        let listed = store.list(None)?;
-        assert_eq!(
-            listed.iter().map(|e| e.version).collect::<Vec<_>>(),
-            vec![3, 2, 1]
-        );
-        assert!(store.verify(None)?.iter().all(|v| v.ok));
-        let deleted = store.prune(None, PrunePolicy::KeepLast(1), OffsetDateTime::now_utc())?;
-        assert_eq!(deleted.len(), 2);
-        let later = OffsetDateTime::now_utc() + time::Duration::days(30);
-        assert!(
-            store
-                .prune(None, PrunePolicy::KeepDays(1), later)?
-                .is_empty()
-        );
-        assert_eq!(store.list(Some(&group))?.len(), 1);
+        for bad in ["s3://", "s3://bucket", "s3://bucket/", "s3:///key"] {
+            assert!(BackupLocation::parse(Path::new(bad)).is_err(), "{bad}");
+        }
         Ok(())
+    }
+
+    fn entry(group: &str, version: i64, days_old: i64, now: OffsetDateTime) -> BackupEntry {
+        BackupEntry {
+            group_id: GroupId(group.into()),
+            version,
+            md5: format!("{version:032x}"),
+            path: format!("{group}/{version}"),
+            bytes: 1,
+            modified: now - time::Duration::days(days_old),
+        }
+    }
+
+    #[test]
+    fn the_prune_plan_never_takes_a_groups_newest() {
+        let now = OffsetDateTime::now_utc();
+        let mut entries = vec![
+            entry("a", 1, 40, now),
+            entry("a", 3, 1, now),
+            entry("a", 2, 20, now),
+            entry("b", 1, 400, now),
+        ];
+        sort_entries(&mut entries);
+        let versions = |plan: Vec<BackupEntry>| -> Vec<(String, i64)> {
+            plan.into_iter()
+                .map(|e| (e.group_id.to_string(), e.version))
+                .collect()
+        };
+        assert_eq!(
+            versions(prune_plan(&entries, PrunePolicy::KeepLast(1), now)),
+            vec![("a".into(), 2), ("a".into(), 1)]
+        );
+        assert_eq!(
+            versions(prune_plan(&entries, PrunePolicy::KeepDays(30), now)),
+            vec![("a".into(), 1)]
+        );
+        assert!(prune_plan(&entries, PrunePolicy::KeepLast(3), now).is_empty());
     }
 }

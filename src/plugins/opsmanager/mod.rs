@@ -4,8 +4,12 @@
 pub mod backup;
 pub mod client;
 pub mod diff;
+pub mod local_store;
+pub mod s3_store;
 
-pub use backup::{BackupEntry, BackupStore, GroupBackup, GroupId, Outcome as BackupOutcome};
+pub use backup::{
+    BackupEntry, BackupLocation, BackupStore, GroupBackup, GroupId, Outcome as BackupOutcome,
+};
 pub use client::{AutomationConfig, Group, OpsManagerClient};
 
 /// Errors of the Ops Manager plugin.
@@ -96,6 +100,22 @@ pub enum OpsManagerError {
         /// MD5 of the content.
         actual: String,
     },
+    /// A request to the S3 backup store failed.
+    #[error("S3 {operation} of {location} failed: {cause}{}", s3_hint(code.as_deref()))]
+    S3 {
+        /// The API, e.g. `PutObject`.
+        operation: &'static str,
+        /// `s3://bucket/key`, or `s3://bucket/prefix` for a listing.
+        location: String,
+        /// The AWS error code (`NoSuchBucket`, `AccessDenied`, …), else `HTTP 403` and the
+        /// like when the answer had no body.
+        code: Option<String>,
+        /// The code and message AWS returned, or the transport failure.
+        cause: String,
+    },
+    /// An argument meant as an S3 location that is not `s3://BUCKET/KEY`.
+    #[error("{0:?} is not an S3 object: expected s3://BUCKET/KEY")]
+    InvalidLocation(String),
     /// A file that is not a backup (name or content).
     #[error("{path} is not an automation-config backup: {message}")]
     NotABackup {
@@ -111,6 +131,23 @@ fn detail_suffix(detail: &str) -> String {
         String::new()
     } else {
         format!(": {detail}")
+    }
+}
+
+/// What to check for the S3 errors people meet most.
+fn s3_hint(code: Option<&str>) -> &'static str {
+    match code.unwrap_or_default() {
+        "NoSuchBucket" => " (the bucket does not exist: check backups.s3_bucket and aws.region)",
+        "AccessDenied" | "AllAccessDisabled" | "HTTP 403" => {
+            " (the credentials may not do this: check the IAM policy for the bucket and prefix)"
+        }
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken" => {
+            " (check the AWS credentials)"
+        }
+        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "HTTP 301" => {
+            " (the bucket is in another region: set aws.region to the bucket's region)"
+        }
+        _ => "",
     }
 }
 
