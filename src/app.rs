@@ -10,9 +10,14 @@ use crate::health::HealthCache;
 use crate::middleware::auth::TokenCache;
 use crate::plugins::opsmanager::BackupStore;
 
-/// Settings and shared clients, built once and cheap to clone.
+/// Settings and shared clients, built once; a clone is one reference-count increment, as
+/// every request clones it several times.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Context>);
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct Context {
     /// The validated settings.
     pub settings: Arc<Settings>,
     /// The database pool.
@@ -23,21 +28,29 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// The AWS SDK configuration, loaded on first use.
     pub aws: crate::plugins::aws::SharedAws,
-    backup_store: Arc<OnceCell<BackupStore>>,
+    backup_store: OnceCell<BackupStore>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.0
+    }
 }
 
 impl AppState {
     /// Builds the context from settings. Does not touch the network.
     pub fn new(settings: Settings) -> Result<Self, DbError> {
         let db = Db::connect(&settings.database)?;
-        Ok(Self {
+        Ok(Self(Arc::new(Context {
             settings: Arc::new(settings),
             db,
             health: Arc::default(),
             tokens: Arc::default(),
             aws: crate::plugins::aws::SharedAws::default(),
-            backup_store: Arc::default(),
-        })
+            backup_store: OnceCell::new(),
+        })))
     }
 
     /// The Ops Manager backup store of the settings (folder or S3 bucket), built on first

@@ -1,14 +1,15 @@
 //! Middleware applied to every request: request ids, a tracing span per request, one access
 //! log line and the HTTP metrics per request, a request timeout and panic recovery.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -30,9 +31,11 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 struct RouteTemplate(MatchedPath);
 
 /// Limits checked before a request reaches the router.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct EdgeLimits {
     header_bytes: usize,
+    /// One permit per request being served; none left means 503 at once (load shedding).
+    permits: Arc<Semaphore>,
 }
 
 /// What every routed request needs: the state (for authentication) and its time limit.
@@ -45,9 +48,9 @@ struct RouteGuard {
 /// Wraps `routes` in the middleware stack.
 ///
 /// Two hand-written layers do the per-request work, so each request pays for two boxed
-/// futures rather than one per concern: [`edge`] (request id, span, header limit, access log,
-/// metrics) wraps the whole router once, outside the service-wide concurrency limit;
-/// [`guard`] (route template, authentication, timeout) wraps every route and the fallback.
+/// futures rather than one per concern: [`edge`] (request id, span, service-wide concurrency
+/// limit, header limit, access log, metrics) wraps the whole router once; [`guard`] (route
+/// template, authentication, timeout) wraps every route and the fallback.
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
     let guard_state = RouteGuard {
         timeout: Duration::from_secs(state.settings.server.request_timeout_secs),
@@ -55,19 +58,16 @@ pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
     };
     let limits = EdgeLimits {
         header_bytes: state.settings.server.header_limit_bytes,
+        permits: Arc::new(Semaphore::new(
+            state.settings.server.max_concurrent_requests,
+        )),
     };
-    let max_concurrent = state.settings.server.max_concurrent_requests;
     let routes = routes
         .layer(from_fn_with_state(guard_state, guard))
         .with_state(state);
     Router::new().fallback_service(
         ServiceBuilder::new()
             .layer(from_fn_with_state(limits, edge))
-            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                ApiError::Overloaded.into_response()
-            }))
-            .load_shed()
-            .concurrency_limit(max_concurrent)
             .layer(CatchPanicLayer::custom(|_| {
                 ApiError::Internal("handler panicked".into()).into_response()
             }))
@@ -110,9 +110,9 @@ impl Drop for InFlight {
     }
 }
 
-/// Outermost layer: takes or makes the request id, opens the request span, refuses oversized
-/// headers (431), then records the metrics and writes one access-log line per request, and
-/// echoes the request id on the response.
+/// Outermost layer: takes or makes the request id, opens the request span, refuses the request
+/// when the service is at its concurrency limit (503) or its headers are too large (431), then
+/// records the metrics, writes one access-log line per request and echoes the request id.
 async fn edge(State(limits): State<EdgeLimits>, mut request: Request, next: Next) -> Response {
     let _in_flight = InFlight::enter();
     let started = Instant::now();
@@ -123,11 +123,15 @@ async fn edge(State(limits): State<EdgeLimits>, mut request: Request, next: Next
         token = tracing::field::Empty
     );
     let method = request.method().clone();
-    let mut response = if headers_size(&request) > limits.header_bytes {
+    let permit = limits.permits.try_acquire();
+    let mut response = if permit.is_err() {
+        ApiError::Overloaded.into_response()
+    } else if headers_size(&request) > limits.header_bytes {
         ApiError::HeadersTooLarge.into_response()
     } else {
         next.run(request).instrument(span.clone()).await
     };
+    drop(permit);
     let elapsed = started.elapsed();
     let route = response
         .extensions()
