@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::harness::{Env, md5_hex, stderr, stdout, temp_files};
+use crate::harness::{Env, RunPincher, md5_hex, stderr, stdout, temp_files};
 use pincher::db::backups as runs;
 
 both_backends! {

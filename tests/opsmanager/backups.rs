@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Env, stderr, stdout};
+use crate::harness::{Env, RunPincher, stderr, stdout};
 use crate::support::database::Backend;
 
 async fn env_with_history(groups: usize, versions: usize) -> Env {

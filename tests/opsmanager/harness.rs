@@ -16,6 +16,45 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     format!("{:x}", Md5::digest(bytes))
 }
 
+/// Running `pincher` in a test world, with checks of the exit code.
+pub(crate) trait RunPincher {
+    /// `pincher ARGS…`.
+    async fn run(&self, args: &[&str]) -> Output;
+
+    /// Runs and asserts exit 0, returning stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "pincher {args:?}: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// Runs with `--output json`, asserts exit `code`, and parses stdout.
+    async fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let output = self.run(&args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "pincher {args:?}: {}",
+            stderr(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("JSON output")
+    }
+}
+
+impl RunPincher for Env {
+    async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[]).await
+    }
+}
+
 /// A fake Ops Manager, a database and a backup folder.
 pub struct Env {
     /// The fake.
@@ -69,38 +108,6 @@ impl Env {
             .env("PINCHER_OPSMANAGER__MAX_RETRIES", "2")
             .env("PINCHER_OPSMANAGER__TIMEOUT_SECS", "10");
         command
-    }
-
-    /// `pincher ARGS…`.
-    pub async fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[]).await
-    }
-
-    /// Runs and asserts exit 0, returning stdout.
-    pub async fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args).await;
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "pincher {args:?}: {}{}",
-            stdout(&output),
-            stderr(&output)
-        );
-        stdout(&output)
-    }
-
-    /// Runs with `--output json`, asserts exit `code`, and parses stdout.
-    pub async fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
-        let mut args = args.to_vec();
-        args.extend(["--output", "json"]);
-        let output = self.run(&args).await;
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "pincher {args:?}: {}",
-            stderr(&output)
-        );
-        serde_json::from_slice(&output.stdout).expect("JSON output")
     }
 
     /// Names of the files in a group's backup folder (the lock file left out), sorted.

@@ -5,7 +5,7 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-use crate::harness::{md5_hex, stderr, stdout};
+use crate::harness::{RunPincher, md5_hex, stderr, stdout};
 use crate::s3_harness::{PREFIX, S3World};
 use crate::support::server::{ServerProcess, client, create_token};
 use pincher::db::backups as runs;

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use futures::StreamExt;
 
-use crate::harness::{Env, md5_hex, stderr, stdout};
+use crate::harness::{Env, RunPincher, md5_hex, stderr, stdout};
 use crate::support::database::Backend;
 use crate::support::moto::moto_url;
 
@@ -217,53 +217,6 @@ impl S3World {
         .collect()
     }
 
-    /// `pincher ARGS…` against this world.
-    pub async fn run(&self, args: &[&str]) -> Output {
-        let mut command = self.env.command(env!("CARGO_BIN_EXE_pincher"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("AWS_") {
-                command.env_remove(key);
-            }
-        }
-        let output = command
-            .envs(self.vars())
-            .args(args)
-            .output()
-            .await
-            .expect("run pincher");
-        for text in [stdout(&output), stderr(&output)] {
-            assert!(!text.contains(SECRET_KEY), "the secret key leaked: {text}");
-        }
-        output
-    }
-
-    /// Runs and asserts exit 0, returning stdout.
-    pub async fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args).await;
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "pincher {args:?}: {}{}",
-            stdout(&output),
-            stderr(&output)
-        );
-        stdout(&output)
-    }
-
-    /// Runs with `--output json`, asserts exit `code`, and parses stdout.
-    pub async fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
-        let mut args = args.to_vec();
-        args.extend(["--output", "json"]);
-        let output = self.run(&args).await;
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "pincher {args:?}: {}",
-            stderr(&output)
-        );
-        serde_json::from_slice(&output.stdout).expect("JSON output")
-    }
-
     /// The key the fake's current configuration of `group` belongs under.
     pub fn key(&self, group: &str) -> String {
         let bytes = self.env.fake.config(group);
@@ -359,5 +312,27 @@ impl S3World {
             .into_iter()
             .filter(|r| r.method == Method::PUT && r.uri.starts_with(&path))
             .collect()
+    }
+}
+
+impl RunPincher for S3World {
+    /// `pincher ARGS…` against this world.
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.env.command(env!("CARGO_BIN_EXE_pincher"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .envs(self.vars())
+            .args(args)
+            .output()
+            .await
+            .expect("run pincher");
+        for text in [stdout(&output), stderr(&output)] {
+            assert!(!text.contains(SECRET_KEY), "the secret key leaked: {text}");
+        }
+        output
     }
 }

@@ -126,6 +126,29 @@ pub struct VerifyResult {
     pub error: Option<String>,
 }
 
+impl VerifyResult {
+    /// Checks the content read for `entry` (or why it could not be read) against its name.
+    pub fn of<E: std::fmt::Display>(entry: BackupEntry, content: Result<Vec<u8>, E>) -> Self {
+        match content {
+            Ok(bytes) => {
+                let actual = md5_hex(&bytes);
+                Self {
+                    ok: actual == entry.md5,
+                    actual_md5: Some(actual),
+                    error: None,
+                    entry,
+                }
+            }
+            Err(e) => Self {
+                ok: false,
+                actual_md5: None,
+                error: Some(e.to_string()),
+                entry,
+            },
+        }
+    }
+}
+
 /// Which backups `prune` keeps. The newest backup of each group is always kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrunePolicy {

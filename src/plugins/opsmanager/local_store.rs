@@ -156,23 +156,7 @@ impl LocalStore {
             .into_iter()
             .map(|entry| {
                 let path = self.path_for(&entry.group_id, entry.version, &entry.md5);
-                match std::fs::read(path) {
-                    Ok(bytes) => {
-                        let actual = md5_hex(&bytes);
-                        VerifyResult {
-                            ok: actual == entry.md5,
-                            actual_md5: Some(actual),
-                            error: None,
-                            entry,
-                        }
-                    }
-                    Err(e) => VerifyResult {
-                        ok: false,
-                        actual_md5: None,
-                        error: Some(e.to_string()),
-                        entry,
-                    },
-                }
+                VerifyResult::of(entry, std::fs::read(path))
             })
             .collect())
     }

@@ -17,7 +17,6 @@ use super::backup::{
     BackupEntry, GroupId, Outcome, PrunePolicy, Stored, VerifiedBackup, VerifyResult, backup_name,
     check_backup, parse_backup_name, parse_name_of, prune_plan, sort_entries,
 };
-use super::client::md5_hex;
 use super::{AutomationConfig, OpsManagerError};
 use crate::plugins::aws::{Aws, describe_chain, describe_sdk_error};
 use crate::plugins::observe;
@@ -233,23 +232,7 @@ impl S3Store {
         Ok(
             futures::stream::iter(entries.into_iter().map(|entry| async move {
                 let key = self.key_for(&entry.group_id, entry.version, &entry.md5);
-                match get_bytes(&self.client, &self.bucket, &key).await {
-                    Ok(bytes) => {
-                        let actual = md5_hex(&bytes);
-                        VerifyResult {
-                            ok: actual == entry.md5,
-                            actual_md5: Some(actual),
-                            error: None,
-                            entry,
-                        }
-                    }
-                    Err(e) => VerifyResult {
-                        ok: false,
-                        actual_md5: None,
-                        error: Some(e.to_string()),
-                        entry,
-                    },
-                }
+                VerifyResult::of(entry, get_bytes(&self.client, &self.bucket, &key).await)
             }))
             .buffered(VERIFY_CONCURRENCY)
             .collect()
