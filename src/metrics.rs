@@ -2,13 +2,14 @@
 //! database pool, the build, the process, plugin calls and domain gauges read from the
 //! database at scrape time.
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::db::Db;
@@ -18,6 +19,23 @@ use crate::plugins::opsmanager::BackupStore;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Git commit the binary was built from (`unknown` outside a checkout).
 pub const GIT_SHA: &str = env!("PINCHER_GIT_SHA");
+
+/// Most HTTP series one thread keeps handles to; the label sets are bounded (method, route
+/// template, status), so this is only a guard.
+const HTTP_SERIES_PER_THREAD: usize = 256;
+
+/// Handles to one HTTP label set, so a request skips the vectors' label hashing and locks.
+struct HttpSeries {
+    method: Box<str>,
+    route: Box<str>,
+    status: Box<str>,
+    requests: IntCounter,
+    duration: Histogram,
+}
+
+thread_local! {
+    static HTTP_SERIES: RefCell<Vec<HttpSeries>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Every metric pincher exposes.
 pub struct Metrics {
@@ -202,12 +220,32 @@ impl Metrics {
 
     /// Records one HTTP request served.
     pub fn record_http_request(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
-        self.http_requests
-            .with_label_values(&[method, route, status])
-            .inc();
-        self.http_request_duration
-            .with_label_values(&[method, route])
-            .observe(elapsed.as_secs_f64());
+        HTTP_SERIES.with_borrow_mut(|seen| {
+            let found = seen
+                .iter()
+                .find(|s| &*s.status == status && &*s.method == method && &*s.route == route);
+            if let Some(series) = found {
+                series.requests.inc();
+                series.duration.observe(elapsed.as_secs_f64());
+                return;
+            }
+            let series = HttpSeries {
+                method: method.into(),
+                route: route.into(),
+                status: status.into(),
+                requests: self
+                    .http_requests
+                    .with_label_values(&[method, route, status]),
+                duration: self
+                    .http_request_duration
+                    .with_label_values(&[method, route]),
+            };
+            series.requests.inc();
+            series.duration.observe(elapsed.as_secs_f64());
+            if seen.len() < HTTP_SERIES_PER_THREAD {
+                seen.push(series);
+            }
+        });
     }
 
     /// Refreshes the gauges read from the database and the backup store. A database or store

@@ -10,7 +10,6 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
-use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -26,53 +25,37 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Route label of requests that matched no route (bounded, unlike raw paths).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// The matched route template of a request, passed from the router to the access log.
+/// What the per-request layer needs: the state (for authentication) and the limits.
 #[derive(Debug, Clone)]
-struct RouteTemplate(MatchedPath);
-
-/// Limits checked before a request reaches the router.
-#[derive(Debug, Clone)]
-struct EdgeLimits {
+struct Limits {
+    state: AppState,
+    timeout: Duration,
     header_bytes: usize,
     /// One permit per request being served; none left means 503 at once (load shedding).
     permits: Arc<Semaphore>,
 }
 
-/// What every routed request needs: the state (for authentication) and its time limit.
-#[derive(Debug, Clone)]
-struct RouteGuard {
-    state: AppState,
-    timeout: Duration,
-}
-
 /// Wraps `routes` in the middleware stack.
 ///
-/// Two hand-written layers do the per-request work, so each request pays for two boxed
-/// futures rather than one per concern: [`edge`] (request id, span, service-wide concurrency
-/// limit, header limit, access log, metrics) wraps the whole router once; [`guard`] (route
-/// template, authentication, timeout) wraps every route and the fallback.
+/// One hand-written layer ([`serve_request`]) does all the per-request work, so a request pays
+/// for one boxed future rather than one per concern; inside it, panics become 500s. It wraps
+/// every route and the fallback; the permits are shared, so the concurrency limit is one limit
+/// for the whole service.
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
-    let guard_state = RouteGuard {
+    let limits = Limits {
         timeout: Duration::from_secs(state.settings.server.request_timeout_secs),
-        state: state.clone(),
-    };
-    let limits = EdgeLimits {
         header_bytes: state.settings.server.header_limit_bytes,
         permits: Arc::new(Semaphore::new(
             state.settings.server.max_concurrent_requests,
         )),
+        state: state.clone(),
     };
-    let routes = routes
-        .layer(from_fn_with_state(guard_state, guard))
-        .with_state(state);
-    Router::new().fallback_service(
-        ServiceBuilder::new()
-            .layer(from_fn_with_state(limits, edge))
-            .layer(CatchPanicLayer::custom(|_| {
-                ApiError::Internal("handler panicked".into()).into_response()
-            }))
-            .service(routes),
-    )
+    routes
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(from_fn_with_state(limits, serve_request))
+        .with_state(state)
 }
 
 /// The request id the client sent, or a new UUID (which is then set on the request).
@@ -110,10 +93,11 @@ impl Drop for InFlight {
     }
 }
 
-/// Outermost layer: takes or makes the request id, opens the request span, refuses the request
-/// when the service is at its concurrency limit (503) or its headers are too large (431), then
-/// records the metrics, writes one access-log line per request and echoes the request id.
-async fn edge(State(limits): State<EdgeLimits>, mut request: Request, next: Next) -> Response {
+/// The per-request layer: takes or makes the request id and opens the request span; refuses
+/// the request when the service is at its concurrency limit (503) or its headers are too large
+/// (431); authenticates it and runs it within the request timeout; then records the metrics by
+/// route template, writes one access-log line and echoes the request id.
+async fn serve_request(State(limits): State<Limits>, mut request: Request, next: Next) -> Response {
     let _in_flight = InFlight::enter();
     let started = Instant::now();
     let id = request_id(&mut request);
@@ -123,20 +107,26 @@ async fn edge(State(limits): State<EdgeLimits>, mut request: Request, next: Next
         token = tracing::field::Empty
     );
     let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let permit = limits.permits.try_acquire();
     let mut response = if permit.is_err() {
         ApiError::Overloaded.into_response()
     } else if headers_size(&request) > limits.header_bytes {
         ApiError::HeadersTooLarge.into_response()
     } else {
-        next.run(request).instrument(span.clone()).await
+        let handled = auth::require_token(&limits.state, request, next).instrument(span.clone());
+        match tokio::time::timeout(limits.timeout, handled).await {
+            Ok(response) => response,
+            Err(_) => ApiError::Unavailable(format!(
+                "the request took longer than {} s and was abandoned",
+                limits.timeout.as_secs()
+            ))
+            .into_response(),
+        }
     };
     drop(permit);
     let elapsed = started.elapsed();
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or(UNMATCHED_ROUTE, |r| r.0.as_str());
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let status = response.status();
     METRICS.record_http_request(method.as_str(), route, status.as_str(), elapsed);
     span.in_scope(|| {
@@ -150,28 +140,5 @@ async fn edge(State(limits): State<EdgeLimits>, mut request: Request, next: Next
         );
     });
     response.headers_mut().insert(REQUEST_ID, id);
-    response
-}
-
-/// Per-route layer: authenticates the request within the request timeout and passes the
-/// matched route template out to [`edge`].
-async fn guard(State(guard): State<RouteGuard>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = match tokio::time::timeout(
-        guard.timeout,
-        auth::require_token(&guard.state, request, next),
-    )
-    .await
-    {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable(format!(
-            "the request took longer than {} s and was abandoned",
-            guard.timeout.as_secs()
-        ))
-        .into_response(),
-    };
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteTemplate(route));
-    }
     response
 }
