@@ -70,12 +70,13 @@ run_pincher() { # BACKEND URL
   peak=$rss_idle
   ( while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid" || echo 0); [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" > "$out/peak-$backend"; sleep 0.2; done ) &
   pids+=("$!")
-  BENCH_IDS=$ids wrk_run "get-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/get_random.lua > "$out/get-$backend.sum" &
+  # Throughput on its own, as the baselines are measured; the probes get runs of their own.
+  get=$(BENCH_IDS=$ids wrk_run "get-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/get_random.lua)
+  BENCH_IDS=$ids wrk_run "metrics-load-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/get_random.lua > /dev/null &
   local wrk_pid=$!
   sleep 1
   metrics=$(probe_latency "http://127.0.0.1:$port/metrics")
   wait "$wrk_pid"
-  get=$(cat "$out/get-$backend.sum")
   BENCH_IDS=$ids wrk_run "status-load-$backend" "http://127.0.0.1:$port" -H "$auth" -s bench/get_random.lua > /dev/null &
   wrk_pid=$!
   sleep 1

@@ -2,6 +2,7 @@
 //! log line and the HTTP metrics per request, a request timeout and panic recovery.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -9,7 +10,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -31,23 +31,45 @@ struct Limits {
     state: AppState,
     timeout: Duration,
     header_bytes: usize,
-    /// One permit per request being served; none left means 503 at once (load shedding).
-    permits: Arc<Semaphore>,
+    /// Requests being served, shared by every route; at the limit a request gets 503 at once
+    /// (load shedding).
+    in_service: Arc<AtomicUsize>,
+    max_in_service: usize,
+}
+
+/// One request counted in [`Limits::in_service`] until dropped. Lock-free, unlike a
+/// semaphore whose release takes its waiter-list mutex: nothing ever waits here.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl<'a> Admitted<'a> {
+    fn try_new(count: &'a AtomicUsize, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count))
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Wraps `routes` in the middleware stack.
 ///
 /// One hand-written layer ([`serve_request`]) does all the per-request work, so a request pays
 /// for one boxed future rather than one per concern; inside it, panics become 500s. It wraps
-/// every route and the fallback; the permits are shared, so the concurrency limit is one limit
+/// every route and the fallback; the request count is shared, so the concurrency limit is one limit
 /// for the whole service.
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
     let limits = Limits {
         timeout: Duration::from_secs(state.settings.server.request_timeout_secs),
         header_bytes: state.settings.server.header_limit_bytes,
-        permits: Arc::new(Semaphore::new(
-            state.settings.server.max_concurrent_requests,
-        )),
+        in_service: Arc::default(),
+        max_in_service: state.settings.server.max_concurrent_requests,
         state: state.clone(),
     };
     routes
@@ -108,8 +130,8 @@ async fn serve_request(State(limits): State<Limits>, mut request: Request, next:
     );
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let permit = limits.permits.try_acquire();
-    let mut response = if permit.is_err() {
+    let admitted = Admitted::try_new(&limits.in_service, limits.max_in_service);
+    let mut response = if admitted.is_none() {
         ApiError::Overloaded.into_response()
     } else if headers_size(&request) > limits.header_bytes {
         ApiError::HeadersTooLarge.into_response()
@@ -124,7 +146,7 @@ async fn serve_request(State(limits): State<Limits>, mut request: Request, next:
             .into_response(),
         }
     };
-    drop(permit);
+    drop(admitted);
     let elapsed = started.elapsed();
     let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let status = response.status();
