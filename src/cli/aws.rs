@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::{Outcome, emit_report, open_database};
 use crate::config::Settings;
 use crate::db::services as repo;
-use crate::domain::service::{ServiceFilter, ServiceKey};
+use crate::domain::service::{Service, ServiceFilter, ServiceKey};
 use crate::plugins::Progress;
 use crate::plugins::aws::ce;
 use crate::plugins::aws::ec2::{self, Ec2Query};
@@ -223,6 +223,20 @@ struct OutputArgs {
 }
 
 impl OutputArgs {
+    /// Renders `report` as asked and writes it out.
+    fn emit<R, S>(
+        &self,
+        report: &crate::report::Report<R, S>,
+        settings: &Settings,
+        extras: &Extras,
+    ) -> anyhow::Result<Outcome>
+    where
+        R: crate::report::Tabular + serde::Serialize,
+        S: serde::Serialize,
+    {
+        emit_report(report, self.format(), self.out.as_deref(), settings, extras)
+    }
+
     fn format(&self) -> ReportFormat {
         if let Some(format) = self.output {
             return format;
@@ -308,22 +322,12 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             )
             .await
             .context("cannot build the EC2 report")?;
-            emit_report(
-                &report,
-                args.output.format(),
-                args.output.out.as_deref(),
-                &settings,
-                &Extras::default(),
-            )
+            args.output.emit(&report, &settings, &Extras::default())
         }
         AwsCommand::Rds {
             command: RdsCommand::Report(args),
         } => {
-            let db = open_database(&settings).await?;
-            let services = repo::list_all(&db, &ServiceFilter::default())
-                .await
-                .context("cannot read the registered services")?;
-            db.close().await;
+            let services = registered_services(&settings).await?;
             let query = RdsQuery {
                 targets,
                 engines: args.engines,
@@ -339,13 +343,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             )
             .await
             .context("cannot build the RDS report")?;
-            emit_report(
-                &report,
-                args.output.format(),
-                args.output.out.as_deref(),
-                &settings,
-                &Extras::default(),
-            )
+            args.output.emit(&report, &settings, &Extras::default())
         }
         AwsCommand::Lambda {
             command: LambdaCommand::Report(args),
@@ -359,13 +357,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             let report = lambdas::function_report(&aws, &query, progress.as_ref())
                 .await
                 .context("cannot build the Lambda report")?;
-            emit_report(
-                &report,
-                args.output.format(),
-                args.output.out.as_deref(),
-                &settings,
-                &Extras::default(),
-            )
+            args.output.emit(&report, &settings, &Extras::default())
         }
         AwsCommand::Ce {
             command: CeCommand::Report(args),
@@ -377,12 +369,8 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                 .map(ce::GroupBy::parse)
                 .transpose()?;
             let services = if group_by == Some(ce::GroupBy::RegisteredService) {
-                let db = open_database(&settings).await?;
-                let services = repo::list_all(&db, &ServiceFilter::default())
-                    .await
-                    .context("cannot read the registered services")?;
-                db.close().await;
-                services
+                registered_services(&settings)
+                    .await?
                     .into_iter()
                     .filter(|s| !s.tags.is_empty())
                     .map(|s| (s.name, s.tags))
@@ -410,13 +398,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                     &report.summary.unit,
                 )),
             };
-            emit_report(
-                &report,
-                args.output.format(),
-                args.output.out.as_deref(),
-                &settings,
-                &extras,
-            )
+            args.output.emit(&report, &settings, &extras)
         }
         AwsCommand::Organizations {
             command: OrganizationsCommand::Report(args),
@@ -425,15 +407,19 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             let report = organizations::account_report(&aws, progress.as_ref())
                 .await
                 .context("cannot build the Organizations report")?;
-            emit_report(
-                &report,
-                args.output.format(),
-                args.output.out.as_deref(),
-                &settings,
-                &Extras::default(),
-            )
+            args.output.emit(&report, &settings, &Extras::default())
         }
     }
+}
+
+/// Every registered service, read once; the database is closed again before the AWS calls.
+async fn registered_services(settings: &Settings) -> anyhow::Result<Vec<Service>> {
+    let db = open_database(settings).await?;
+    let services = repo::list_all(&db, &ServiceFilter::default())
+        .await
+        .context("cannot read the registered services")?;
+    db.close().await;
+    Ok(services)
 }
 
 /// A progress bar on stderr when it is a terminal.
