@@ -1,10 +1,15 @@
 //! `/reports/aws/*`: the AWS reports over HTTP, through the same plugin functions as the CLI,
 //! as JSON (the default), CSV, Markdown, HTML or a text table by `format=` or `Accept`.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{self, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,6 +28,48 @@ use crate::plugins::aws::{
 };
 use crate::render::{Extras, ReportFormat, Templates, chart, render_report};
 use crate::report::{Completeness, Report, Tabular};
+
+/// The responses every AWS report route documents: the report in each format, or a problem.
+struct AwsReportResponses;
+
+impl utoipa::IntoResponses for AwsReportResponses {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let typed = |kind: Type| {
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(kind)))
+                .build()
+        };
+        let mut report = ResponseBuilder::new().description(
+            "The report; header pincher-report-completeness says complete, partial or failed",
+        );
+        report = report.content("application/json", typed(Type::Object));
+        for text in ["text/csv", "text/markdown", "text/html", "text/plain"] {
+            report = report.content(text, typed(Type::String));
+        }
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        BTreeMap::from([
+            ("200".to_owned(), report.build().into()),
+            ("400".to_owned(), problem("Bad parameter, named in errors")),
+            ("401".to_owned(), problem("Missing or invalid token")),
+            ("403".to_owned(), problem("The token lacks the scope")),
+            (
+                "503".to_owned(),
+                problem("AWS or the database could not be read at all"),
+            ),
+        ])
+    }
+}
 
 /// Response header telling whether every part of a report was read: `complete`, `partial`
 /// or `failed` (the failed parts are in the report's `errors`).
@@ -208,19 +255,7 @@ where
         ("service" = Option<String>, Query, description = "Only the resources of this registered service"),
         ("tags" = Option<bool>, Query, description = "Include every tag of each instance")
     ),
-    responses(
-        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
-            (Object = "application/json"),
-            (String = "text/csv"),
-            (String = "text/markdown"),
-            (String = "text/html"),
-            (String = "text/plain")
-        )),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
-    )
+    responses(AwsReportResponses)
 )]
 #[tracing::instrument(skip_all)]
 async fn ec2_report(
@@ -275,19 +310,7 @@ async fn ec2_report(
         ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
         ("service" = Option<String>, Query, description = "Only the resources of this registered service")
     ),
-    responses(
-        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
-            (Object = "application/json"),
-            (String = "text/csv"),
-            (String = "text/markdown"),
-            (String = "text/html"),
-            (String = "text/plain")
-        )),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
-    )
+    responses(AwsReportResponses)
 )]
 #[tracing::instrument(skip_all)]
 async fn rds_report(
@@ -326,19 +349,7 @@ async fn rds_report(
     params(
         TargetQuery
     ),
-    responses(
-        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
-            (Object = "application/json"),
-            (String = "text/csv"),
-            (String = "text/markdown"),
-            (String = "text/html"),
-            (String = "text/plain")
-        )),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
-    )
+    responses(AwsReportResponses)
 )]
 #[tracing::instrument(skip_all)]
 async fn lambda_report(
@@ -372,19 +383,7 @@ async fn lambda_report(
     params(
         TargetQuery
     ),
-    responses(
-        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
-            (Object = "application/json"),
-            (String = "text/csv"),
-            (String = "text/markdown"),
-            (String = "text/html"),
-            (String = "text/plain")
-        )),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
-    )
+    responses(AwsReportResponses)
 )]
 #[tracing::instrument(skip_all)]
 async fn organizations_report(
@@ -436,19 +435,7 @@ async fn tagged_services(
         ("group_by" = Option<String>, Query, description = "service, account, region, tag:KEY or registered_service"),
         ("forecast" = Option<bool>, Query, description = "Add a forecast through GetCostForecast")
     ),
-    responses(
-        (status = 200, description = "The report; header pincher-report-completeness says complete, partial or failed", content(
-            (Object = "application/json"),
-            (String = "text/csv"),
-            (String = "text/markdown"),
-            (String = "text/html"),
-            (String = "text/plain")
-        )),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
-    )
+    responses(AwsReportResponses)
 )]
 #[tracing::instrument(skip_all)]
 async fn cost_report(
