@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{Aws, AwsError, Part, ServiceMatcher, Targets, call, to_time};
 use crate::plugins::Progress;
-use crate::report::{Report, Scope, Tabular};
+use crate::report::{Report, Tabular};
 
 /// Largest page DescribeInstances returns.
 const PAGE_SIZE: i32 = 1000;
@@ -275,13 +275,12 @@ pub async fn instance_report(
 ) -> Result<Report<Ec2Row, Ec2Summary>, AwsError> {
     let now = OffsetDateTime::now_utc();
     let server_filters = filters(query);
-    let fan_out = aws
+    let mut fan_out = aws
         .fan_out(&query.targets, progress, |part| {
             instances_in(part, server_filters.clone())
         })
         .await?;
-    let mut rows: Vec<Ec2Row> = fan_out
-        .rows
+    let mut rows: Vec<Ec2Row> = std::mem::take(&mut fan_out.rows)
         .into_iter()
         .map(|(part, instance)| row(&part, instance, services, now, query.include_tags))
         .filter(|row| {
@@ -310,19 +309,13 @@ pub async fn instance_report(
     if let Some((name, _)) = &query.service {
         scope_filters.insert("service".into(), name.clone());
     }
-    Ok(Report {
-        kind: "aws.ec2".into(),
-        title: "EC2 instances".into(),
-        scope: Scope {
-            accounts: fan_out.accounts,
-            regions: fan_out.regions,
-            period: None,
-            filters: scope_filters,
-        },
-        generated_at: now,
-        summary: Ec2Summary::of(&rows),
+    let summary = Ec2Summary::of(&rows);
+    Ok(fan_out.into_report(
+        "aws.ec2",
+        "EC2 instances",
+        scope_filters,
+        now,
         rows,
-        errors: fan_out.errors,
-        attempted: fan_out.attempted,
-    })
+        summary,
+    ))
 }

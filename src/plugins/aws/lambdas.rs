@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{Aws, AwsError, Part, Targets, call};
 use crate::plugins::Progress;
-use crate::report::{Report, Scope, Tabular};
+use crate::report::{Report, Tabular};
 
 /// Runtimes and the dates AWS deprecated them (or announced it will), from the Lambda
 /// runtime documentation ("Deprecated runtimes" and "Supported runtimes"), as of 2026-11.
@@ -193,9 +193,8 @@ pub async fn function_report(
     progress: &dyn Progress,
 ) -> Result<Report<LambdaRow, LambdaSummary>, AwsError> {
     let now = OffsetDateTime::now_utc();
-    let fan_out = aws.fan_out(&query.targets, progress, functions_in).await?;
-    let mut rows: Vec<LambdaRow> = fan_out
-        .rows
+    let mut fan_out = aws.fan_out(&query.targets, progress, functions_in).await?;
+    let mut rows: Vec<LambdaRow> = std::mem::take(&mut fan_out.rows)
         .into_iter()
         .map(|(part, f)| row(&part, f, now.date()))
         .filter(|row| {
@@ -222,21 +221,14 @@ pub async fn function_report(
     if query.deprecated_only {
         filters.insert("deprecated".into(), "true".into());
     }
-    Ok(Report {
-        kind: "aws.lambda".into(),
-        title: "Lambda functions".into(),
-        scope: Scope {
-            accounts: fan_out.accounts,
-            regions: fan_out.regions,
-            period: None,
-            filters,
-        },
-        generated_at: now,
+    Ok(fan_out.into_report(
+        "aws.lambda",
+        "Lambda functions",
+        filters,
+        now,
         rows,
         summary,
-        errors: fan_out.errors,
-        attempted: fan_out.attempted,
-    })
+    ))
 }
 
 #[cfg(test)]

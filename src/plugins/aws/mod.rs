@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 use crate::config::AwsSettings;
 use crate::domain::service::Service;
 use crate::plugins::{Progress, observe};
-use crate::report::ReportError;
+use crate::report::{Report, ReportError, Scope};
 
 /// Region used for global APIs (STS, Organizations, Cost Explorer) when none is configured.
 pub const DEFAULT_HOME_REGION: &str = "us-east-1";
@@ -548,6 +548,36 @@ pub struct FanOut<T> {
     pub accounts: Vec<String>,
     /// Regions read.
     pub regions: Vec<String>,
+}
+
+impl<T> FanOut<T> {
+    /// The report of this fan-out: `rows` (made from [`FanOut::rows`], which the caller takes
+    /// first) and their summary, with the fan-out's accounts, regions, errors and attempts.
+    pub fn into_report<R, S>(
+        self,
+        kind: &str,
+        title: &str,
+        filters: BTreeMap<String, String>,
+        generated_at: time::OffsetDateTime,
+        rows: Vec<R>,
+        summary: S,
+    ) -> Report<R, S> {
+        Report {
+            kind: kind.into(),
+            title: title.into(),
+            scope: Scope {
+                accounts: self.accounts,
+                regions: self.regions,
+                period: None,
+                filters,
+            },
+            generated_at,
+            rows,
+            summary,
+            errors: self.errors,
+            attempted: self.attempted,
+        }
+    }
 }
 
 /// The [`Aws`] configuration of a long-running process, built on first use.

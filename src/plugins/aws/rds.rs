@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{Aws, AwsError, Part, ServiceMatcher, Targets, call, to_time};
 use crate::plugins::Progress;
-use crate::report::{Report, Scope, Tabular};
+use crate::report::{Report, Tabular};
 
 /// Largest page DescribeDBInstances returns.
 const PAGE_SIZE: i32 = 100;
@@ -176,9 +176,8 @@ pub async fn instance_report(
     progress: &dyn Progress,
 ) -> Result<Report<RdsRow, RdsSummary>, AwsError> {
     let now = OffsetDateTime::now_utc();
-    let fan_out = aws.fan_out(&query.targets, progress, instances_in).await?;
-    let mut rows: Vec<RdsRow> = fan_out
-        .rows
+    let mut fan_out = aws.fan_out(&query.targets, progress, instances_in).await?;
+    let mut rows: Vec<RdsRow> = std::mem::take(&mut fan_out.rows)
         .into_iter()
         .map(|(part, db)| row(&part, db, services))
         .filter(|row| {
@@ -216,19 +215,5 @@ pub async fn instance_report(
     if let Some(name) = &query.service {
         filters.insert("service".into(), name.clone());
     }
-    Ok(Report {
-        kind: "aws.rds".into(),
-        title: "RDS DB instances".into(),
-        scope: Scope {
-            accounts: fan_out.accounts,
-            regions: fan_out.regions,
-            period: None,
-            filters,
-        },
-        generated_at: now,
-        rows,
-        summary,
-        errors: fan_out.errors,
-        attempted: fan_out.attempted,
-    })
+    Ok(fan_out.into_report("aws.rds", "RDS DB instances", filters, now, rows, summary))
 }
