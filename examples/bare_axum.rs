@@ -5,13 +5,14 @@
 //! Usage: `bare_axum SQLITE_URL PORT [POOL_SIZE]` (the pool size defaults to 10)
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
@@ -57,8 +58,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: bare_axum SQLITE_URL PORT")?
         .parse()?;
     let pool_size: u32 = args.next().map_or(Ok(10), |size| size.parse())?;
-    let options = SqliteConnectOptions::from_str(&url)?.journal_mode(SqliteJournalMode::Wal);
+    // The same connection and pool options as pincher's SQLite pool (src/db/mod.rs), so the
+    // comparison measures the request path and nothing else.
+    let options = SqliteConnectOptions::from_str(&url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(5))
         .max_connections(pool_size)
         .connect_with(options)
         .await?;

@@ -154,7 +154,11 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
+            // No ping before each acquire (sqlx's default): an embedded connection cannot go
+            // stale the way a network one can, and the ping is a round trip to the
+            // connection's worker thread on every request (measured in docs/performance.md).
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire)
                 .connect_lazy_with(options);
