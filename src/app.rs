@@ -28,6 +28,8 @@ pub struct Context {
     pub tokens: Arc<TokenCache>,
     /// The AWS SDK configuration, loaded on first use.
     pub aws: crate::plugins::aws::SharedAws,
+    /// HTTP requests being served now (the concurrency limit's count; `/metrics` reports it).
+    pub requests_in_service: std::sync::atomic::AtomicUsize,
     backup_store: OnceCell<BackupStore>,
 }
 
@@ -49,6 +51,7 @@ impl AppState {
             health: Arc::default(),
             tokens: Arc::default(),
             aws: crate::plugins::aws::SharedAws::default(),
+            requests_in_service: std::sync::atomic::AtomicUsize::new(0),
             backup_store: OnceCell::new(),
         })))
     }

@@ -1,9 +1,10 @@
 //! Bearer-token authentication and scope checks for every request that needs them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
@@ -19,35 +20,66 @@ use crate::routes::error::ApiError;
 /// Most tokens kept in the verified-token cache before it is emptied.
 const CACHE_CAPACITY: usize = 10_000;
 
-/// Recently verified tokens by hash, so most requests need no database round trip.
+/// Hashes a SHA-256 digest for the cache's table by taking its first eight bytes: the digest
+/// is already uniform, and only verified tokens are ever inserted, so a client cannot steer
+/// entries into one bucket.
+#[derive(Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+type Digest = [u8; 32];
+
+type Entries = HashMap<Digest, (ApiToken, Instant), BuildHasherDefault<DigestHasher>>;
+
+/// Recently verified tokens by SHA-256 digest, so most requests need no database round trip.
+/// Reads take no lock and write no shared memory (the map is swapped whole on the rare
+/// insert), so concurrent requests on different cores do not contend here.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<String, (Arc<ApiToken>, Instant)>>,
+    entries: ArcSwap<Entries>,
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str, ttl: Duration) -> Option<Arc<ApiToken>> {
-        let entries = self.entries.read().ok()?;
-        entries
-            .get(hash)
-            .filter(|(_, at)| at.elapsed() < ttl)
-            .map(|(token, _)| Arc::clone(token))
+    /// Checks the cached token with this digest, if one is cached and fresh: `Some` with the
+    /// refusal, if any.
+    fn check(&self, digest: &Digest, ttl: Duration, needed: Scope) -> Option<Option<Response>> {
+        let entries = self.entries.load();
+        let (token, _) = entries.get(digest).filter(|(_, at)| at.elapsed() < ttl)?;
+        Some(refusal(token, needed))
     }
 
-    fn put(&self, hash: String, token: Arc<ApiToken>) {
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(hash, (token, Instant::now()));
-        }
+    fn put(&self, digest: Digest, token: ApiToken) {
+        self.entries.rcu(|entries| {
+            let mut entries = if entries.len() >= CACHE_CAPACITY {
+                Entries::default()
+            } else {
+                Entries::clone(entries)
+            };
+            entries.insert(digest, (token.clone(), Instant::now()));
+            entries
+        });
     }
 
     /// Forgets a token (after it is revoked here).
     pub fn forget(&self, id: uuid::Uuid) {
-        if let Ok(mut entries) = self.entries.write() {
+        self.entries.rcu(|entries| {
+            let mut entries = Entries::clone(entries);
             entries.retain(|_, (token, _)| token.id != id);
-        }
+            entries
+        });
     }
 }
 
@@ -87,8 +119,24 @@ fn refuse(reason: &'static str, error: ApiError, challenge: &'static str) -> Res
     response
 }
 
+/// Names a verified token on the request's span; the refusal when its scope is not enough.
+fn refusal(token: &ApiToken, needed: Scope) -> Option<Response> {
+    tracing::Span::current().record("token", token.name.as_str());
+    if token.scope < needed {
+        return Some(refuse(
+            "scope",
+            ApiError::Forbidden(format!(
+                "token {:?} has scope {}; this request needs {needed}",
+                token.name, token.scope
+            )),
+            "Bearer realm=\"pincher\", error=\"insufficient_scope\"",
+        ));
+    }
+    None
+}
+
 /// Lets a request through only with a valid token of a sufficient scope.
-pub async fn require_token(state: &AppState, mut request: Request, next: Next) -> Response {
+pub async fn require_token(state: &AppState, request: Request, next: Next) -> Response {
     if state.settings.auth.mode == AuthMode::Disabled {
         return next.run(request).await;
     }
@@ -102,39 +150,29 @@ pub async fn require_token(state: &AppState, mut request: Request, next: Next) -
             "Bearer realm=\"pincher\"",
         );
     };
-    let hash = token::hash(presented);
+    let digest = token::digest(presented);
     let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
-    let found = match state.tokens.get(&hash, ttl) {
-        Some(token) => Some(token),
-        None => match tokens::find_active(&state.db, &hash).await {
+    let verdict = match state.tokens.check(&digest, ttl, needed) {
+        Some(verdict) => verdict,
+        None => match tokens::find_active(&state.db, &token::hex(&digest)).await {
             Ok(Some(token)) => {
-                let token = Arc::new(token);
-                state.tokens.put(hash, Arc::clone(&token));
-                Some(token)
+                let verdict = refusal(&token, needed);
+                state.tokens.put(digest, token);
+                verdict
             }
-            Ok(None) => None,
+            Ok(None) => {
+                return refuse(
+                    "invalid",
+                    ApiError::Unauthorized("the bearer token is not valid or was revoked".into()),
+                    "Bearer realm=\"pincher\", error=\"invalid_token\"",
+                );
+            }
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
-    let Some(token) = found else {
-        return refuse(
-            "invalid",
-            ApiError::Unauthorized("the bearer token is not valid or was revoked".into()),
-            "Bearer realm=\"pincher\", error=\"invalid_token\"",
-        );
-    };
-    if token.scope < needed {
-        return refuse(
-            "scope",
-            ApiError::Forbidden(format!(
-                "token {:?} has scope {}; this request needs {needed}",
-                token.name, token.scope
-            )),
-            "Bearer realm=\"pincher\", error=\"insufficient_scope\"",
-        );
+    if let Some(refused) = verdict {
+        return refused;
     }
-    tracing::Span::current().record("token", token.name.as_str());
-    request.extensions_mut().insert(token);
     next.run(request).await
 }
 

@@ -10,10 +10,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use tower_http::catch_panic::CatchPanicLayer;
+use futures::FutureExt;
 use tracing::Instrument;
 
 pub mod auth;
+pub mod deadline;
 
 use crate::app::AppState;
 use crate::metrics::METRICS;
@@ -25,15 +26,16 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Route label of requests that matched no route (bounded, unlike raw paths).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// What the per-request layer needs: the state (for authentication) and the limits.
-#[derive(Debug, Clone)]
+/// What the per-request layer needs: the state (for authentication and the count of
+/// requests in service) and the limits. Behind one `Arc`, as the layer clones it per request.
+#[derive(Debug)]
 struct Limits {
     state: AppState,
     timeout: Duration,
+    deadlines: deadline::Deadlines,
     header_bytes: usize,
-    /// Requests being served, shared by every route; at the limit a request gets 503 at once
-    /// (load shedding).
-    in_service: Arc<AtomicUsize>,
+    /// At [`Context::requests_in_service`](crate::app::Context) requests, a request gets 503
+    /// at once (load shedding).
     max_in_service: usize,
 }
 
@@ -60,22 +62,19 @@ impl Drop for Admitted<'_> {
 
 /// Wraps `routes` in the middleware stack.
 ///
-/// One hand-written layer ([`serve_request`]) does all the per-request work, so a request pays
-/// for one boxed future rather than one per concern; inside it, panics become 500s. It wraps
-/// every route and the fallback; the request count is shared, so the concurrency limit is one limit
-/// for the whole service.
+/// One hand-written layer ([`serve_request`]) does all the per-request work, panic recovery
+/// included, so a request pays for one boxed future rather than one per concern. It wraps
+/// every route and the fallback; the request count is shared, so the concurrency limit is one
+/// limit for the whole service.
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
-    let limits = Limits {
+    let limits = Arc::new(Limits {
         timeout: Duration::from_secs(state.settings.server.request_timeout_secs),
+        deadlines: deadline::Deadlines::default(),
         header_bytes: state.settings.server.header_limit_bytes,
-        in_service: Arc::default(),
         max_in_service: state.settings.server.max_concurrent_requests,
         state: state.clone(),
-    };
+    });
     routes
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal("handler panicked".into()).into_response()
-        }))
         .layer(from_fn_with_state(limits, serve_request))
         .with_state(state)
 }
@@ -100,27 +99,15 @@ fn headers_size(request: &Request) -> usize {
         .sum()
 }
 
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        METRICS.http_in_flight.inc();
-        Self
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        METRICS.http_in_flight.dec();
-    }
-}
-
 /// The per-request layer: takes or makes the request id and opens the request span; refuses
 /// the request when the service is at its concurrency limit (503) or its headers are too large
 /// (431); authenticates it and runs it within the request timeout; then records the metrics by
 /// route template, writes one access-log line and echoes the request id.
-async fn serve_request(State(limits): State<Limits>, mut request: Request, next: Next) -> Response {
-    let _in_flight = InFlight::enter();
+async fn serve_request(
+    State(limits): State<Arc<Limits>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request_id(&mut request);
     let span = tracing::info_span!(
@@ -130,15 +117,23 @@ async fn serve_request(State(limits): State<Limits>, mut request: Request, next:
     );
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let admitted = Admitted::try_new(&limits.in_service, limits.max_in_service);
+    let admitted = Admitted::try_new(&limits.state.requests_in_service, limits.max_in_service);
     let mut response = if admitted.is_none() {
         ApiError::Overloaded.into_response()
     } else if headers_size(&request) > limits.header_bytes {
         ApiError::HeadersTooLarge.into_response()
     } else {
-        let handled = auth::require_token(&limits.state, request, next).instrument(span.clone());
-        match tokio::time::timeout(limits.timeout, handled).await {
-            Ok(response) => response,
+        let handled =
+            std::panic::AssertUnwindSafe(auth::require_token(&limits.state, request, next))
+                .catch_unwind()
+                .instrument(span.clone());
+        match limits
+            .deadlines
+            .run(started + limits.timeout, handled)
+            .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(_panic)) => ApiError::Internal("handler panicked".into()).into_response(),
             Err(_) => ApiError::Unavailable(format!(
                 "the request took longer than {} s and was abandoned",
                 limits.timeout.as_secs()

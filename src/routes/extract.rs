@@ -1,33 +1,45 @@
 //! Request extractors whose rejections are [`ApiError`]s, so malformed input gets the same
 //! problem documents as every other failure.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde_json::Value;
 
 use super::error::ApiError;
+use crate::app::AppState;
 
 /// A JSON document from a request body with a JSON media type (`application/json` or any
-/// `application/*+json`, such as `application/merge-patch+json`).
+/// `application/*+json`, such as `application/merge-patch+json`), of at most
+/// `server.body_limit_bytes`.
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         check_json_content_type(req.headers())?;
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest {
-                    detail: format!("cannot read the request body: {}", rejection.body_text()),
-                    errors: Vec::new(),
+        let limit = state.settings.server.body_limit_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|e| {
+                let e = e.into_inner();
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest {
+                        detail: format!("cannot read the request body: {e}"),
+                        errors: Vec::new(),
+                    }
                 }
-            }
-        })?;
+            })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
             detail: format!("the request body is not valid JSON: {e}"),
             errors: Vec::new(),

@@ -1,5 +1,7 @@
 //! `/metrics`: the Prometheus text exposition, optionally behind a bearer token.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -70,6 +72,10 @@ async fn metrics(
             return response;
         }
     }
+    let in_service = state.requests_in_service.load(Ordering::Relaxed);
+    METRICS
+        .http_in_flight
+        .set(i64::try_from(in_service).unwrap_or(i64::MAX));
     METRICS.refresh(&state.db, state.backup_store().await).await;
     let mut response = (StatusCode::OK, METRICS.encode()).into_response();
     response.headers_mut().insert(

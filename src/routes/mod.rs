@@ -12,7 +12,6 @@ pub mod status;
 pub mod tokens;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 
 use crate::app::AppState;
 use crate::middleware;
@@ -20,11 +19,9 @@ use error::ApiError;
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.server.body_limit_bytes;
     let routes: Router<AppState> = openapi::api().split_for_parts().0;
     let routes = routes
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(body_limit));
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     middleware::apply(routes, state)
 }

@@ -110,3 +110,51 @@ async fn a_saturated_server_answers_503_with_retry_after_instead_of_queueing() {
     }
     assert_eq!(app.get("/services").await.status(), 200, "capacity is back");
 }
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_abandoned_with_503_and_writes_nothing() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.server.request_timeout_secs = 1;
+        s.database.busy_timeout_ms = 4000;
+    })
+    .await;
+    let file = app.sqlite_file().expect("sqlite");
+    let lock = SqliteLock::take(&file);
+
+    let started = Instant::now();
+    let response = app
+        .create_service(&json!({"name": "too-slow", "owner": "t"}))
+        .await;
+    let waited = started.elapsed();
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "the 503 is still a finished request"
+    );
+    let problem = assert_problem(response, 503).await;
+    assert!(
+        waited >= Duration::from_millis(950),
+        "abandoned early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(2500),
+        "abandoned late: {waited:?} (the database would have given up at 4 s)"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("took longer than 1 s"),
+        "{problem}"
+    );
+
+    drop(lock);
+    // The abandoned insert was still queued on its connection; give it time to run and be
+    // rolled back, then check it left nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = app.get("/services/too-slow").await;
+    assert_problem(response, 404).await;
+    let response = app
+        .create_service(&json!({"name": "too-slow", "owner": "t"}))
+        .await;
+    assert_eq!(response.status(), 201, "the name is still free");
+}

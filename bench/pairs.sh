@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# GET /services/{id}: pincher against the bare axum + sqlx handler (examples/bare_axum.rs) in
+# alternating short wrk runs on one SQLite file, so that drift of a shared machine hits both
+# alike. Prints each pair, then the median of the per-pair ratios and the server CPU time per
+# request (user and total, from /proc/PID/stat). Loopback only.
+#
+#   ./bench/pairs.sh            BENCH_PAIRS=14 BENCH_DURATION=4s BENCH_POOL=16 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=${BENCH_PAIRS:-14}
+duration=${BENCH_DURATION:-4s}
+pool=${BENCH_POOL:-16}
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/tmp/pincher-target ]; then
+  export CARGO_TARGET_DIR=/var/tmp/pincher-target
+fi
+target_dir=${CARGO_TARGET_DIR:-$(pwd)/target}
+command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+cargo build --quiet --release --bin pincher --example bare_axum
+bin=$target_dir/release/pincher
+bare=$target_dir/release/examples/bare_axum
+
+work=$(mktemp -d -t pincher-pairs.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not answer" >&2; exit 1; }
+
+url="sqlite://$work/bench.db"
+export PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=$pool
+token=$("$bin" tokens create --name bench --scope admin 2>/dev/null)
+auth="Authorization: Bearer $token"
+pport=$(free_port)
+"$bin" serve --port "$pport" 2>"$work/pincher.log" & pids+=("$!"); ppid=$!
+wait_http "http://127.0.0.1:$pport/status/ready"
+seq 1 1000 | xargs -P 8 -I{} curl -s -H "$auth" -H 'content-type: application/json' \
+  -d '{"name":"svc-{}","owner":"bench","tags":{"service":"svc-{}"}}' "http://127.0.0.1:$pport/services" \
+  | grep -o '"id":"[^"]*"' | cut -d'"' -f4 > "$work/ids.txt"
+bport=$(free_port)
+"$bare" "$url" "$bport" "$pool" & pids+=("$!"); bpid=$!
+wait_http "http://127.0.0.1:$bport/services/$(head -n1 "$work/ids.txt")"
+export BENCH_IDS=$work/ids.txt
+
+ticks() { awk -v f="$2" '{print (f == "user") ? $14 : $14 + $15}' "/proc/$1/stat"; }
+# run NAME PID PORT: one wrk run; prints "NAME rps user_us total_us"
+run() {
+  local u0 c0 out n
+  u0=$(ticks "$2" user); c0=$(ticks "$2" all)
+  out=$(wrk -t2 -c64 -d"$duration" -H "$auth" -s bench/get_random.lua "http://127.0.0.1:$3")
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$out" | grep -q 'Non-2xx' && { echo "bench: $1 got non-2xx answers" >&2; exit 1; }
+  echo "$1 $(echo "$out" | awk '/Requests\/sec/ {print $2}') \
+$(( ($(ticks "$2" user) - u0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
+$(( ($(ticks "$2" all) - c0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2"
+}
+run warm "$ppid" "$pport" >/dev/null
+run warm "$bpid" "$bport" >/dev/null
+for i in $(seq 1 "$pairs"); do
+  if ((i % 2)); then run pincher "$ppid" "$pport"; run bare "$bpid" "$bport"
+  else run bare "$bpid" "$bport"; run pincher "$ppid" "$pport"; fi
+done | tee "$work/pairs.txt"
+python3 - "$work/pairs.txt" <<'EOF'
+import statistics as st, sys
+rows = [line.split() for line in open(sys.argv[1])]
+p = [r for r in rows if r[0] == "pincher"]
+b = [r for r in rows if r[0] == "bare"]
+ratio = [float(x[1]) / float(y[1]) for x, y in zip(p, b)]
+med = lambda rs, i: st.median(float(r[i]) for r in rs)
+print(f"\n{len(ratio)} pairs; pincher/bare req/s: median {st.median(ratio):.3f} "
+      f"(min {min(ratio):.3f}, max {max(ratio):.3f})")
+print(f"median req/s: pincher {med(p, 1):,.0f}, bare {med(b, 1):,.0f}")
+print(f"median server CPU per request: pincher {med(p, 2):.1f} us user / {med(p, 3):.1f} us total, "
+      f"bare {med(b, 2):.1f} us user / {med(b, 3):.1f} us total")
+EOF

@@ -1,0 +1,189 @@
+//! The request timeout, without a timer per request.
+//!
+//! A request that has to wait registers its deadline and waker in one shared table; a single
+//! task sweeps the table every [`SWEEP_INTERVAL`] and wakes the requests that are overdue,
+//! which then end with [`Elapsed`]. Requests that finish in time only insert and remove a
+//! table entry. A tokio timer per request did the same job at a measurable price: each
+//! registration and cancellation takes a lock the runtime's time driver also takes while
+//! parking, and parked workers were woken more often (docs/performance.md).
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+/// How often overdue requests are looked for: a request is abandoned at most this long after
+/// its deadline.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The deadline passed before the future finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+type Table = Mutex<Slab<(Instant, Waker)>>;
+
+/// The table of waiting requests, shared by every request of one service.
+#[derive(Debug, Default, Clone)]
+pub struct Deadlines {
+    table: Arc<Table>,
+    sweeper: Arc<OnceLock<()>>,
+}
+
+impl Deadlines {
+    /// Runs `future` until it finishes or `deadline` passes (noticed within
+    /// [`SWEEP_INTERVAL`]), whichever comes first. Must be awaited within a tokio runtime.
+    pub async fn run<F: Future>(&self, deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
+        let mut future = pin!(future);
+        let mut entry = Entry {
+            deadlines: self,
+            slot: None,
+        };
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(Elapsed));
+            }
+            entry.wait(deadline, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// How many requests are waiting with a deadline.
+    pub fn waiting(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slab<(Instant, Waker)>> {
+        // The table is consistent after every single operation, so a panic elsewhere while
+        // it was held leaves nothing to repair.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn start_sweeper(&self) {
+        self.sweeper.get_or_init(|| {
+            tokio::spawn(sweep(Arc::downgrade(&self.table)));
+        });
+    }
+}
+
+/// Wakes overdue requests until the table is gone.
+async fn sweep(table: Weak<Table>) {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(table) = table.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let slots = table.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, (deadline, waker)) in slots.iter() {
+            if *deadline <= now {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// One request's place in the table, taken when it first waits and given back when it ends.
+struct Entry<'a> {
+    deadlines: &'a Deadlines,
+    slot: Option<(usize, Waker)>,
+}
+
+impl Entry<'_> {
+    fn wait(&mut self, deadline: Instant, waker: &Waker) {
+        match &mut self.slot {
+            Some((_, known)) if known.will_wake(waker) => {}
+            Some((key, known)) => {
+                known.clone_from(waker);
+                if let Some(slot) = self.deadlines.lock().get_mut(*key) {
+                    slot.1 = waker.clone();
+                }
+            }
+            None => {
+                self.deadlines.start_sweeper();
+                let key = self.deadlines.lock().insert((deadline, waker.clone()));
+                self.slot = Some((key, waker.clone()));
+            }
+        }
+    }
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        if let Some((key, _)) = self.slot.take() {
+            self.deadlines.lock().try_remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_future_that_finishes_in_time_leaves_no_entry() {
+        let deadlines = Deadlines::default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let output = deadlines
+            .run(deadline, async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                7
+            })
+            .await;
+        assert_eq!(output, Ok(7));
+        assert_eq!(deadlines.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_future_that_never_finishes_ends_soon_after_its_deadline() {
+        let deadlines = Deadlines::default();
+        let started = Instant::now();
+        let output = deadlines
+            .run(
+                started + Duration::from_millis(250),
+                std::future::pending::<()>(),
+            )
+            .await;
+        let took = started.elapsed();
+        assert_eq!(output, Err(Elapsed));
+        assert!(took >= Duration::from_millis(250), "ended early: {took:?}");
+        assert!(
+            took < Duration::from_millis(250) + SWEEP_INTERVAL * 5,
+            "ended late: {took:?}"
+        );
+        assert_eq!(deadlines.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_requests_are_counted_until_they_end() {
+        let deadlines = Deadlines::default();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let waiting = {
+            let deadlines = deadlines.clone();
+            tokio::spawn(async move {
+                deadlines
+                    .run(Instant::now() + Duration::from_secs(30), released)
+                    .await
+            })
+        };
+        for _ in 0..100 {
+            if deadlines.waiting() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(deadlines.waiting(), 1);
+        assert!(release.send(()).is_ok());
+        let output = waiting.await.map_err(|e| e.to_string());
+        assert!(matches!(output, Ok(Ok(Ok(())))), "{output:?}");
+        assert_eq!(deadlines.waiting(), 0);
+    }
+}
