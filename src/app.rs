@@ -30,6 +30,8 @@ pub struct Context {
     pub aws: crate::plugins::aws::SharedAws,
     /// HTTP requests being served now (the concurrency limit's count; `/metrics` reports it).
     pub requests_in_service: std::sync::atomic::AtomicUsize,
+    /// Requests waiting with a deadline (the request timeout).
+    pub deadlines: crate::middleware::deadline::Deadlines,
     backup_store: OnceCell<BackupStore>,
 }
 
@@ -52,6 +54,7 @@ impl AppState {
             tokens: Arc::default(),
             aws: crate::plugins::aws::SharedAws::default(),
             requests_in_service: std::sync::atomic::AtomicUsize::new(0),
+            deadlines: crate::middleware::deadline::Deadlines::default(),
             backup_store: OnceCell::new(),
         })))
     }

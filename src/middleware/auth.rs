@@ -20,9 +20,9 @@ use crate::routes::error::ApiError;
 /// Most tokens kept in the verified-token cache before it is emptied.
 const CACHE_CAPACITY: usize = 10_000;
 
-/// Hashes a SHA-256 digest for the cache's table by taking its first eight bytes: the digest
-/// is already uniform, and only verified tokens are ever inserted, so a client cannot steer
-/// entries into one bucket.
+/// Hashes a SHA-256 digest for the cache's table by folding its 8-byte words together, with
+/// no keyed hash: the digest is already uniform, and only verified tokens are ever inserted,
+/// so a client cannot steer entries into one bucket.
 #[derive(Debug, Default)]
 struct DigestHasher(u64);
 

@@ -26,10 +26,10 @@ pub struct Elapsed;
 type Table = Mutex<Slab<(Instant, Waker)>>;
 
 /// The table of waiting requests, shared by every request of one service.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Deadlines {
     table: Arc<Table>,
-    sweeper: Arc<OnceLock<()>>,
+    sweeper: OnceLock<()>,
 }
 
 impl Deadlines {
@@ -164,10 +164,10 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_requests_are_counted_until_they_end() {
-        let deadlines = Deadlines::default();
+        let deadlines = Arc::new(Deadlines::default());
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let waiting = {
-            let deadlines = deadlines.clone();
+            let deadlines = Arc::clone(&deadlines);
             tokio::spawn(async move {
                 deadlines
                     .run(Instant::now() + Duration::from_secs(30), released)

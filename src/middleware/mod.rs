@@ -1,7 +1,6 @@
 //! Middleware applied to every request: request ids, a tracing span per request, one access
 //! log line and the HTTP metrics per request, a request timeout and panic recovery.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,21 +25,9 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Route label of requests that matched no route (bounded, unlike raw paths).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// What the per-request layer needs: the state (for authentication and the count of
-/// requests in service) and the limits. Behind one `Arc`, as the layer clones it per request.
-#[derive(Debug)]
-struct Limits {
-    state: AppState,
-    timeout: Duration,
-    deadlines: deadline::Deadlines,
-    header_bytes: usize,
-    /// At [`Context::requests_in_service`](crate::app::Context) requests, a request gets 503
-    /// at once (load shedding).
-    max_in_service: usize,
-}
-
-/// One request counted in [`Limits::in_service`] until dropped. Lock-free, unlike a
-/// semaphore whose release takes its waiter-list mutex: nothing ever waits here.
+/// One request counted in [`Context::requests_in_service`](crate::app::Context) until
+/// dropped. Lock-free, unlike a semaphore whose release takes its waiter-list mutex: nothing
+/// ever waits here.
 struct Admitted<'a>(&'a AtomicUsize);
 
 impl<'a> Admitted<'a> {
@@ -67,15 +54,8 @@ impl Drop for Admitted<'_> {
 /// every route and the fallback; the request count is shared, so the concurrency limit is one
 /// limit for the whole service.
 pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
-    let limits = Arc::new(Limits {
-        timeout: Duration::from_secs(state.settings.server.request_timeout_secs),
-        deadlines: deadline::Deadlines::default(),
-        header_bytes: state.settings.server.header_limit_bytes,
-        max_in_service: state.settings.server.max_concurrent_requests,
-        state: state.clone(),
-    });
     routes
-        .layer(from_fn_with_state(limits, serve_request))
+        .layer(from_fn_with_state(state.clone(), serve_request))
         .with_state(state)
 }
 
@@ -104,10 +84,12 @@ fn headers_size(request: &Request) -> usize {
 /// (431); authenticates it and runs it within the request timeout; then records the metrics by
 /// route template, writes one access-log line and echoes the request id.
 async fn serve_request(
-    State(limits): State<Arc<Limits>>,
+    State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let limits = &state.settings.server;
+    let timeout = Duration::from_secs(limits.request_timeout_secs);
     let started = Instant::now();
     let id = request_id(&mut request);
     let span = tracing::info_span!(
@@ -117,26 +99,21 @@ async fn serve_request(
     );
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let admitted = Admitted::try_new(&limits.state.requests_in_service, limits.max_in_service);
+    let admitted = Admitted::try_new(&state.requests_in_service, limits.max_concurrent_requests);
     let mut response = if admitted.is_none() {
         ApiError::Overloaded.into_response()
-    } else if headers_size(&request) > limits.header_bytes {
+    } else if headers_size(&request) > limits.header_limit_bytes {
         ApiError::HeadersTooLarge.into_response()
     } else {
-        let handled =
-            std::panic::AssertUnwindSafe(auth::require_token(&limits.state, request, next))
-                .catch_unwind()
-                .instrument(span.clone());
-        match limits
-            .deadlines
-            .run(started + limits.timeout, handled)
-            .await
-        {
+        let handled = std::panic::AssertUnwindSafe(auth::require_token(&state, request, next))
+            .catch_unwind()
+            .instrument(span.clone());
+        match state.deadlines.run(started + timeout, handled).await {
             Ok(Ok(response)) => response,
             Ok(Err(_panic)) => ApiError::Internal("handler panicked".into()).into_response(),
             Err(_) => ApiError::Unavailable(format!(
                 "the request took longer than {} s and was abandoned",
-                limits.timeout.as_secs()
+                timeout.as_secs()
             ))
             .into_response(),
         }
