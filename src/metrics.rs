@@ -2,14 +2,15 @@
 //! database pool, the build, the process, plugin calls and domain gauges read from the
 //! database at scrape time.
 
-use std::cell::RefCell;
+mod http;
+
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::db::Db;
@@ -20,31 +21,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Git commit the binary was built from (`unknown` outside a checkout).
 pub const GIT_SHA: &str = env!("PINCHER_GIT_SHA");
 
-/// Most HTTP series one thread keeps handles to; the label sets are bounded (method, route
-/// template, status), so this is only a guard.
-const HTTP_SERIES_PER_THREAD: usize = 256;
-
-/// Handles to one HTTP label set, so a request skips the vectors' label hashing and locks.
-struct HttpSeries {
-    method: Box<str>,
-    route: Box<str>,
-    status: Box<str>,
-    requests: IntCounter,
-    duration: Histogram,
-}
-
-thread_local! {
-    static HTTP_SERIES: RefCell<Vec<HttpSeries>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Every metric pincher exposes.
 pub struct Metrics {
     /// The registry `/metrics` encodes.
     pub registry: Registry,
-    /// HTTP requests by method, matched route template and status.
-    pub http_requests: IntCounterVec,
-    /// HTTP request latency by method and matched route template.
-    pub http_request_duration: HistogramVec,
+    /// HTTP requests by method, matched route template and status, and their latency.
+    http: http::HttpMetrics,
     /// HTTP requests being served.
     pub http_in_flight: IntGauge,
     /// Database pool connections by state (`open`, `idle`).
@@ -72,10 +54,6 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 /// backups in S3).
 pub const STORE_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Latency buckets for HTTP requests served, in seconds.
-const HTTP_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 /// Latency buckets for calls to remote APIs, in seconds.
 const REMOTE_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -86,21 +64,7 @@ fn defined<T>(result: prometheus::Result<T>) -> T {
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
-        let http_requests = defined(IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by method, matched route template and status code.",
-            ),
-            &["method", "route", "status"],
-        ));
-        let http_request_duration = defined(HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by method and matched route template.",
-            )
-            .buckets(HTTP_BUCKETS.to_vec()),
-            &["method", "route"],
-        ));
+        let http = defined(http::HttpMetrics::new());
         let http_in_flight = defined(IntGauge::new(
             "http_requests_in_flight",
             "HTTP requests being served.",
@@ -169,8 +133,7 @@ impl Metrics {
         build_info.with_label_values(&[VERSION, GIT_SHA]).set(1);
 
         let collectors: Vec<Box<dyn Collector>> = vec![
-            Box::new(http_requests.clone()),
-            Box::new(http_request_duration.clone()),
+            Box::new(http.clone()),
             Box::new(http_in_flight.clone()),
             Box::new(db_pool_connections.clone()),
             Box::new(services_registered.clone()),
@@ -189,8 +152,7 @@ impl Metrics {
         }
         Self {
             registry,
-            http_requests,
-            http_request_duration,
+            http,
             http_in_flight,
             db_pool_connections,
             services_registered,
@@ -220,32 +182,7 @@ impl Metrics {
 
     /// Records one HTTP request served.
     pub fn record_http_request(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
-        HTTP_SERIES.with_borrow_mut(|seen| {
-            let found = seen
-                .iter()
-                .find(|s| &*s.status == status && &*s.method == method && &*s.route == route);
-            if let Some(series) = found {
-                series.requests.inc();
-                series.duration.observe(elapsed.as_secs_f64());
-                return;
-            }
-            let series = HttpSeries {
-                method: method.into(),
-                route: route.into(),
-                status: status.into(),
-                requests: self
-                    .http_requests
-                    .with_label_values(&[method, route, status]),
-                duration: self
-                    .http_request_duration
-                    .with_label_values(&[method, route]),
-            };
-            series.requests.inc();
-            series.duration.observe(elapsed.as_secs_f64());
-            if seen.len() < HTTP_SERIES_PER_THREAD {
-                seen.push(series);
-            }
-        });
+        self.http.record(method, route, status, elapsed);
     }
 
     /// Refreshes the gauges read from the database and the backup store. A database or store

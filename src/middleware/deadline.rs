@@ -1,19 +1,22 @@
 //! The request timeout, without a timer per request.
 //!
-//! A request that has to wait registers its deadline and waker in one shared table; a single
-//! task sweeps the table every [`SWEEP_INTERVAL`] and wakes the requests that are overdue,
-//! which then end with [`Elapsed`]. Requests that finish in time only insert and remove a
-//! table entry. A tokio timer per request did the same job at a measurable price: each
-//! registration and cancellation takes a lock the runtime's time driver also takes while
-//! parking, and parked workers were woken more often (docs/performance.md).
+//! A request that has to wait registers its deadline and waker in its thread's table; a
+//! single task sweeps the tables every [`SWEEP_INTERVAL`] and wakes the requests that are
+//! overdue, which then end with [`Elapsed`]. Requests that finish in time only insert and
+//! remove a table entry, under a lock that only the sweeper (and a request that moved to
+//! another thread) ever shares. A tokio timer per request did the same job at a measurable
+//! price: each registration and cancellation takes a lock the runtime's time driver also
+//! takes while parking, and parked workers were woken more often; one table for all threads
+//! moved its lock between the cores on every request (docs/performance.md).
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
+use thread_local::ThreadLocal;
 
 /// How often overdue requests are looked for: a request is abandoned at most this long after
 /// its deadline.
@@ -23,12 +26,22 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
-type Table = Mutex<Slab<(Instant, Waker)>>;
+/// One thread's waiting requests.
+#[derive(Debug, Default)]
+struct Table(Mutex<Slab<(Instant, Waker)>>);
 
-/// The table of waiting requests, shared by every request of one service.
+impl Table {
+    fn lock(&self) -> MutexGuard<'_, Slab<(Instant, Waker)>> {
+        // The table is consistent after every single operation, so a panic elsewhere while
+        // it was held leaves nothing to repair.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The tables of waiting requests, one per thread, shared by every request of one service.
 #[derive(Debug, Default)]
 pub struct Deadlines {
-    table: Arc<Table>,
+    tables: Arc<ThreadLocal<Table>>,
     sweeper: OnceLock<()>,
 }
 
@@ -56,61 +69,57 @@ impl Deadlines {
 
     /// How many requests are waiting with a deadline.
     pub fn waiting(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slab<(Instant, Waker)>> {
-        // The table is consistent after every single operation, so a panic elsewhere while
-        // it was held leaves nothing to repair.
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        self.tables.iter().map(|table| table.lock().len()).sum()
     }
 
     fn start_sweeper(&self) {
         self.sweeper.get_or_init(|| {
-            tokio::spawn(sweep(Arc::downgrade(&self.table)));
+            tokio::spawn(sweep(Arc::downgrade(&self.tables)));
         });
     }
 }
 
-/// Wakes overdue requests until the table is gone.
-async fn sweep(table: Weak<Table>) {
+/// Wakes overdue requests until the tables are gone.
+async fn sweep(tables: Weak<ThreadLocal<Table>>) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let Some(table) = table.upgrade() else {
+        let Some(tables) = tables.upgrade() else {
             return;
         };
         let now = Instant::now();
-        let slots = table.lock().unwrap_or_else(PoisonError::into_inner);
-        for (_, (deadline, waker)) in slots.iter() {
-            if *deadline <= now {
-                waker.wake_by_ref();
+        for table in tables.iter() {
+            for (_, (deadline, waker)) in table.lock().iter() {
+                if *deadline <= now {
+                    waker.wake_by_ref();
+                }
             }
         }
     }
 }
 
-/// One request's place in the table, taken when it first waits and given back when it ends.
+/// One request's place in a table, taken when it first waits and given back when it ends.
 struct Entry<'a> {
     deadlines: &'a Deadlines,
-    slot: Option<(usize, Waker)>,
+    slot: Option<(&'a Table, usize, Waker)>,
 }
 
 impl Entry<'_> {
     fn wait(&mut self, deadline: Instant, waker: &Waker) {
         match &mut self.slot {
-            Some((_, known)) if known.will_wake(waker) => {}
-            Some((key, known)) => {
+            Some((_, _, known)) if known.will_wake(waker) => {}
+            Some((table, key, known)) => {
                 known.clone_from(waker);
-                if let Some(slot) = self.deadlines.lock().get_mut(*key) {
+                if let Some(slot) = table.lock().get_mut(*key) {
                     slot.1 = waker.clone();
                 }
             }
             None => {
                 self.deadlines.start_sweeper();
-                let key = self.deadlines.lock().insert((deadline, waker.clone()));
-                self.slot = Some((key, waker.clone()));
+                let table = self.deadlines.tables.get_or(Table::default);
+                let key = table.lock().insert((deadline, waker.clone()));
+                self.slot = Some((table, key, waker.clone()));
             }
         }
     }
@@ -118,8 +127,8 @@ impl Entry<'_> {
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        if let Some((key, _)) = self.slot.take() {
-            self.deadlines.lock().try_remove(key);
+        if let Some((table, key, _)) = self.slot.take() {
+            table.lock().try_remove(key);
         }
     }
 }
