@@ -5,9 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
@@ -135,45 +133,63 @@ fn refusal(token: &ApiToken, needed: Scope) -> Option<Response> {
     None
 }
 
-/// Lets a request through only with a valid token of a sufficient scope.
-pub async fn require_token(state: &AppState, request: Request, next: Next) -> Response {
+/// What a request's token allows, as far as it can be told without waiting.
+pub enum Verdict {
+    /// A public endpoint, authentication disabled, or a cached token of sufficient scope.
+    Allowed,
+    /// The response to send instead.
+    Refused(Response),
+    /// A token that is not cached: [`look_up`] decides.
+    Unknown(Lookup),
+}
+
+/// A presented token that is not in the cache, and the scope the request needs.
+pub struct Lookup {
+    digest: Digest,
+    needed: Scope,
+}
+
+/// Checks a request's token against the settings and the cache of verified tokens.
+pub fn check(state: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Verdict {
     if state.settings.auth.mode == AuthMode::Disabled {
-        return next.run(request).await;
+        return Verdict::Allowed;
     }
-    let Some(needed) = required_scope(request.method(), request.uri().path()) else {
-        return next.run(request).await;
+    let Some(needed) = required_scope(method, path) else {
+        return Verdict::Allowed;
     };
-    let Some(presented) = bearer(request.headers()) else {
-        return refuse(
+    let Some(presented) = bearer(headers) else {
+        return Verdict::Refused(refuse(
             "missing",
             ApiError::Unauthorized("this endpoint needs Authorization: Bearer <token>".into()),
             "Bearer realm=\"pincher\"",
-        );
+        ));
     };
     let digest = token::digest(presented);
     let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
-    let verdict = match state.tokens.check(&digest, ttl, needed) {
-        Some(verdict) => verdict,
-        None => match tokens::find_active(&state.db, &token::hex(&digest)).await {
-            Ok(Some(token)) => {
-                let verdict = refusal(&token, needed);
-                state.tokens.put(digest, token);
-                verdict
-            }
-            Ok(None) => {
-                return refuse(
-                    "invalid",
-                    ApiError::Unauthorized("the bearer token is not valid or was revoked".into()),
-                    "Bearer realm=\"pincher\", error=\"invalid_token\"",
-                );
-            }
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-    };
-    if let Some(refused) = verdict {
-        return refused;
+    match state.tokens.check(&digest, ttl, needed) {
+        Some(None) => Verdict::Allowed,
+        Some(Some(refused)) => Verdict::Refused(refused),
+        None => Verdict::Unknown(Lookup { digest, needed }),
     }
-    next.run(request).await
+}
+
+/// Looks an uncached token up in the database (and caches it when valid): `None` lets the
+/// request through, `Some` is the refusal to send instead.
+pub async fn look_up(state: &AppState, lookup: Lookup) -> Option<Response> {
+    let Lookup { digest, needed } = lookup;
+    match tokens::find_active(&state.db, &token::hex(&digest)).await {
+        Ok(Some(token)) => {
+            let verdict = refusal(&token, needed);
+            state.tokens.put(digest, token);
+            verdict
+        }
+        Ok(None) => Some(refuse(
+            "invalid",
+            ApiError::Unauthorized("the bearer token is not valid or was revoked".into()),
+            "Bearer realm=\"pincher\", error=\"invalid_token\"",
+        )),
+        Err(e) => Some(ApiError::from(e).into_response()),
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,22 @@
-//! Middleware applied to every request: request ids, a tracing span per request, one access
-//! log line and the HTTP metrics per request, a request timeout and panic recovery.
+//! The HTTP service around the router: request ids, a tracing span per request, the
+//! concurrency and header limits, authentication, the request timeout, panic recovery, and
+//! one access-log line and the HTTP metrics per request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use futures::FutureExt;
+use tower::Service;
 use tracing::Instrument;
 
 pub mod auth;
@@ -25,38 +32,224 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Route label of requests that matched no route (bounded, unlike raw paths).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Every route template of the API, for the metrics' `route` label. Built from the OpenAPI
+/// document, which holds every route the router has (see [`crate::routes::openapi`]).
+static ROUTE_TEMPLATES: LazyLock<matchit::Router<&'static str>> = LazyLock::new(|| {
+    let mut templates = matchit::Router::new();
+    for path in crate::routes::openapi::DOCUMENT.paths.paths.keys() {
+        // Each template is inserted once; the document's paths are unique keys.
+        let _ = templates.insert(path.as_str(), path.as_str());
+    }
+    templates
+});
+
+/// The route template `path` matches, or [`UNMATCHED_ROUTE`].
+pub fn route_template(path: &str) -> &'static str {
+    ROUTE_TEMPLATES
+        .at(path)
+        .map_or(UNMATCHED_ROUTE, |matched| *matched.value)
+}
+
 /// One request counted in [`Context::requests_in_service`](crate::app::Context) until
-/// dropped. Lock-free, unlike a semaphore whose release takes its waiter-list mutex: nothing
-/// ever waits here.
-struct Admitted<'a>(&'a AtomicUsize);
+/// dropped; it holds the request's reference to the state. Lock-free, unlike a semaphore
+/// whose release takes its waiter-list mutex: nothing ever waits here.
+struct Admitted(AppState);
 
-impl<'a> Admitted<'a> {
-    fn try_new(count: &'a AtomicUsize, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(count))
+impl Admitted {
+    /// Counts the request in, unless the service is at its concurrency limit.
+    fn try_new(state: &AppState) -> Option<Self> {
+        let max = state.settings.server.max_concurrent_requests;
+        let before = state.requests_in_service.fetch_add(1, Ordering::AcqRel);
+        if before >= max {
+            state.requests_in_service.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(state.clone()))
     }
 }
 
-impl Drop for Admitted<'_> {
+impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.requests_in_service.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Wraps `routes` in the middleware stack.
+/// The whole HTTP application: the router inside the per-request work.
 ///
-/// One hand-written layer ([`serve_request`]) does all the per-request work, panic recovery
-/// included, so a request pays for one boxed future rather than one per concern. It wraps
-/// every route and the fallback; the request count is shared, so the concurrency limit is one
-/// limit for the whole service.
-pub fn apply(routes: Router<AppState>, state: AppState) -> Router {
-    routes
-        .layer(from_fn_with_state(state.clone(), serve_request))
-        .with_state(state)
+/// One service wraps the router once, rather than a layer wrapping every route: a request is
+/// checked and routed synchronously in [`Service::call`], and pays for one boxed future, not
+/// for a cloned boxed route, a boxed `Next` and a boxed layer future on top of the router's
+/// own. Serve it with `axum::serve`, like a `Router`.
+#[derive(Clone, Debug)]
+pub struct HttpService {
+    state: AppState,
+    router: Router,
+}
+
+impl HttpService {
+    /// Wraps `routes` (every route and the fallbacks) with the application's state.
+    pub fn new(routes: Router<AppState>, state: AppState) -> Self {
+        Self {
+            router: routes.with_state(state.clone()),
+            state,
+        }
+    }
+}
+
+/// What `call` decided before anything had to wait.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, inside its one boxed future; boxing the route future would \
+              add an allocation per request"
+)]
+enum Start {
+    /// Answered already: a limit or authentication refused the request.
+    Answered(Response),
+    /// Routed, and maybe waiting for its token to be looked up.
+    Routed(Admitted, Option<auth::Lookup>, RouteFuture<Infallible>),
+}
+
+impl Service<Request> for HttpService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes or makes the request id and opens the request span; refuses the request when the
+    /// service is at its concurrency limit (503), its headers are too large (431) or its
+    /// token does not do; routes it and runs it within the request timeout; then records the
+    /// metrics by route template, writes one access-log line and echoes the request id.
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(&mut request);
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.to_str().unwrap_or_default(),
+            token = tracing::field::Empty
+        );
+        let method = request.method().clone();
+        let route = route_template(request.uri().path());
+        let limits = &self.state.settings.server;
+        let timeout = Duration::from_secs(limits.request_timeout_secs);
+        let start = match Admitted::try_new(&self.state) {
+            None => Start::Answered(ApiError::Overloaded.into_response()),
+            Some(_) if headers_size(&request) > limits.header_limit_bytes => {
+                Start::Answered(ApiError::HeadersTooLarge.into_response())
+            }
+            Some(admitted) => {
+                let verdict = span.in_scope(|| {
+                    auth::check(
+                        &admitted.0,
+                        request.method(),
+                        request.uri().path(),
+                        request.headers(),
+                    )
+                });
+                match verdict {
+                    auth::Verdict::Refused(response) => Start::Answered(response),
+                    auth::Verdict::Allowed => {
+                        Start::Routed(admitted, None, self.router.call(request))
+                    }
+                    auth::Verdict::Unknown(lookup) => {
+                        Start::Routed(admitted, Some(lookup), self.router.call(request))
+                    }
+                }
+            }
+        };
+        Box::pin(async move {
+            let response = match start {
+                Start::Answered(response) => response,
+                Start::Routed(admitted, lookup, routed) => {
+                    let state = &admitted.0;
+                    let handled = std::panic::AssertUnwindSafe(async {
+                        if let Some(lookup) = lookup
+                            && let Some(refused) = auth::look_up(state, lookup).await
+                        {
+                            return refused;
+                        }
+                        match routed.await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
+                        }
+                    })
+                    .catch_unwind()
+                    .instrument(span.clone());
+                    match state.deadlines.run(started + timeout, handled).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(_panic)) => {
+                            ApiError::Internal("handler panicked".into()).into_response()
+                        }
+                        Err(_) => ApiError::Unavailable(format!(
+                            "the request took longer than {} s and was abandoned",
+                            timeout.as_secs()
+                        ))
+                        .into_response(),
+                    }
+                }
+            };
+            Ok(finish(response, &method, route, started, &span, id))
+        })
+    }
+}
+
+impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for HttpService {
+    type Response = Self;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.clone()))
+    }
+}
+
+/// The metrics' label for a method: the standard methods by name, any other as `other`, so
+/// that clients cannot create series at will.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Records the metrics and the access-log line of a request and echoes its id.
+fn finish(
+    mut response: Response,
+    method: &Method,
+    route: &'static str,
+    started: Instant,
+    span: &tracing::Span,
+    id: HeaderValue,
+) -> Response {
+    let elapsed = started.elapsed();
+    let status = response.status();
+    METRICS.record_http_request(method_label(method), route, status.as_str(), elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "pincher::access",
+            method = %method,
+            route,
+            status = status.as_u16(),
+            latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "request"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
 }
 
 /// The request id the client sent, or a new UUID (which is then set on the request).
@@ -79,60 +272,24 @@ fn headers_size(request: &Request) -> usize {
         .sum()
 }
 
-/// The per-request layer: takes or makes the request id and opens the request span; refuses
-/// the request when the service is at its concurrency limit (503) or its headers are too large
-/// (431); authenticates it and runs it within the request timeout; then records the metrics by
-/// route template, writes one access-log line and echoes the request id.
-async fn serve_request(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let limits = &state.settings.server;
-    let timeout = Duration::from_secs(limits.request_timeout_secs);
-    let started = Instant::now();
-    let id = request_id(&mut request);
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.to_str().unwrap_or_default(),
-        token = tracing::field::Empty
-    );
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let admitted = Admitted::try_new(&state.requests_in_service, limits.max_concurrent_requests);
-    let mut response = if admitted.is_none() {
-        ApiError::Overloaded.into_response()
-    } else if headers_size(&request) > limits.header_limit_bytes {
-        ApiError::HeadersTooLarge.into_response()
-    } else {
-        let handled = std::panic::AssertUnwindSafe(auth::require_token(&state, request, next))
-            .catch_unwind()
-            .instrument(span.clone());
-        match state.deadlines.run(started + timeout, handled).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(_panic)) => ApiError::Internal("handler panicked".into()).into_response(),
-            Err(_) => ApiError::Unavailable(format!(
-                "the request took longer than {} s and was abandoned",
-                timeout.as_secs()
-            ))
-            .into_response(),
-        }
-    };
-    drop(admitted);
-    let elapsed = started.elapsed();
-    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-    let status = response.status();
-    METRICS.record_http_request(method.as_str(), route, status.as_str(), elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "pincher::access",
-            method = %method,
-            route,
-            status = status.as_u16(),
-            latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-            "request"
-        );
-    });
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_labelled_by_their_route_template() {
+        assert_eq!(route_template("/services"), "/services");
+        assert_eq!(route_template("/services/billing"), "/services/{key}");
+        assert_eq!(route_template("/status/ready"), "/status/ready");
+        assert_eq!(route_template("/"), "/");
+        assert_eq!(route_template("/services/billing/extra"), UNMATCHED_ROUTE);
+        assert_eq!(route_template("/no/such/route"), UNMATCHED_ROUTE);
+    }
+
+    #[test]
+    fn only_standard_methods_become_labels() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"INVENTED").expect("a valid method token");
+        assert_eq!(method_label(&invented), "other");
+    }
 }

@@ -17,11 +17,11 @@ use crate::app::AppState;
 use crate::middleware;
 use error::ApiError;
 
-/// The whole application, ready to serve.
-pub fn router(state: AppState) -> Router {
+/// The whole application, ready to serve with `axum::serve`.
+pub fn router(state: AppState) -> middleware::HttpService {
     let routes: Router<AppState> = openapi::api().split_for_parts().0;
     let routes = routes
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    middleware::apply(routes, state)
+    middleware::HttpService::new(routes, state)
 }
