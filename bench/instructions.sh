@@ -22,12 +22,7 @@ bin=$target_dir/$profile/pincher
 bare=$target_dir/$profile/examples/bare_axum
 out=${BENCH_OUT:-$(mktemp -d -t pincher-instructions.XXXXXX)}
 mkdir -p "$out"
-work=$(mktemp -d -t pincher-instr.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not answer" >&2; exit 1; }
+. bench/lib.sh
 
 url="sqlite://$work/bench.db"
 export PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=16
@@ -49,7 +44,7 @@ count() {
   local cmd=("${@//\{port\}/$port}")
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$name" "${cmd[@]}" \
     2>"$out/valgrind.$name.log" & pid=$!; pids+=("$pid")
-  wait_http "http://127.0.0.1:$port/services/$(head -n1 "$work/ids.txt")"
+  wait_http "http://127.0.0.1:$port/services/$(head -n1 "$work/ids.txt")" 60
   python3 bench/keepalive_client.py "$port" 300 "$auth" "$work/ids.txt"
   callgrind_control -z "$pid" >/dev/null 2>&1
   python3 bench/keepalive_client.py "$port" "$requests" "$auth" "$work/ids.txt"

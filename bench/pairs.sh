@@ -19,12 +19,7 @@ cargo build --quiet --release --bin pincher --example bare_axum
 bin=$target_dir/release/pincher
 bare=$target_dir/release/examples/bare_axum
 
-work=$(mktemp -d -t pincher-pairs.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not answer" >&2; exit 1; }
+. bench/lib.sh
 
 url="sqlite://$work/bench.db"
 export PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=$pool

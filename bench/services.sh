@@ -29,12 +29,7 @@ venv=$target_dir/peers/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check flask sqlalchemy gunicorn
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not answer" >&2; exit 1; }
+. bench/lib.sh
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # wrk_run NAME URL [wrk args…]: runs wrk, keeps its output, prints "rps p50 p99".
 wrk_run() {
@@ -92,7 +87,6 @@ run_pincher() { # BACKEND URL
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-work=$(mktemp -d -t pincher-bench-db.XXXXXX)
 sqlite_url="sqlite://$work/bench.db"
 run_pincher sqlite "$sqlite_url"
 
@@ -118,4 +112,3 @@ echo
 echo "| server | request | req/s · p50 · p99 |"
 echo "| --- | --- | --- |"
 printf '%s\n' "${results[@]}" | sed 's/| \([0-9.]*\) \([0-9.a-z]*\) \([0-9.a-z]*\) |$/| \1 req\/s · p50 \2 · p99 \3 |/; s/| - \([0-9.a-z]*\) \([0-9.a-z]*\) |$/| p50 \1 · p99 \2 |/'
-rm -rf "$work"
