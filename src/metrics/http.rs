@@ -14,13 +14,10 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use thread_local::ThreadLocal;
 
-/// Upper bounds of the latency buckets, in seconds.
-pub const BUCKETS: [f64; 13] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// The same bounds in nanoseconds, so a request is placed by integer comparison.
+/// Upper bounds of the latency buckets (1 ms to 10 s), in nanoseconds, so that a request is
+/// placed by integer comparison; exposed in seconds.
 const BUCKET_NANOS: [u64; 13] = [
     1_000_000,
     2_500_000,
@@ -47,7 +44,7 @@ struct Series {
     nanos: AtomicU64,
     /// Requests per bucket, not cumulative; slower than the last bound counts only in
     /// `requests`.
-    buckets: [AtomicU64; BUCKETS.len()],
+    buckets: [AtomicU64; BUCKET_NANOS.len()],
 }
 
 /// Adds one to a counter that only the calling thread writes.
@@ -58,11 +55,6 @@ fn bump(cell: &AtomicU64, by: u64) {
     );
 }
 
-thread_local! {
-    /// The series this thread writes.
-    static OWN: RefCell<Vec<Arc<Series>>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Every thread's series, and the descriptions of the two metrics they make. A clone shares
 /// them (one goes into the registry, one records).
 #[derive(Debug, Clone)]
@@ -70,7 +62,10 @@ pub struct HttpMetrics(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
+    /// Every thread's series, for scrapes.
     series: Mutex<Vec<Arc<Series>>>,
+    /// Each thread's own series, the ones it writes.
+    own: ThreadLocal<RefCell<Vec<Arc<Series>>>>,
     descs: Vec<Desc>,
 }
 
@@ -85,6 +80,7 @@ impl HttpMetrics {
         let labels = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
         Ok(Self(Arc::new(Inner {
             series: Mutex::default(),
+            own: ThreadLocal::new(),
             descs: vec![
                 Desc::new(
                     REQUESTS.into(),
@@ -102,36 +98,33 @@ impl HttpMetrics {
         })))
     }
 
-    /// Records one request served. The calling thread's series for these labels is found in
-    /// its own list, or created and also registered for scrapes.
+    /// Records one request served. The calling thread's series for these labels is found in its
+    /// own list, or created and also registered for scrapes.
     pub fn record(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        OWN.with_borrow_mut(|own| {
-            let found = own
-                .iter()
-                .find(|s| &*s.status == status && &*s.method == method && &*s.route == route);
-            let series = match found {
-                Some(series) => series,
-                None => {
-                    let series = Arc::new(Series {
-                        method: method.into(),
-                        route: route.into(),
-                        status: status.into(),
-                        requests: AtomicU64::new(0),
-                        nanos: AtomicU64::new(0),
-                        buckets: Default::default(),
-                    });
-                    self.lock().push(Arc::clone(&series));
-                    own.push(series);
-                    &own[own.len() - 1]
-                }
-            };
-            bump(&series.requests, 1);
-            bump(&series.nanos, nanos);
-            if let Some(bucket) = BUCKET_NANOS.iter().position(|&bound| nanos <= bound) {
-                bump(&series.buckets[bucket], 1);
-            }
+        let mut own = self.0.own.get_or_default().borrow_mut();
+        let known = own
+            .iter()
+            .position(|s| &*s.status == status && &*s.method == method && &*s.route == route);
+        let index = known.unwrap_or_else(|| {
+            let series = Arc::new(Series {
+                method: method.into(),
+                route: route.into(),
+                status: status.into(),
+                requests: AtomicU64::new(0),
+                nanos: AtomicU64::new(0),
+                buckets: Default::default(),
+            });
+            self.lock().push(Arc::clone(&series));
+            own.push(series);
+            own.len() - 1
         });
+        let series = &own[index];
+        bump(&series.requests, 1);
+        bump(&series.nanos, nanos);
+        if let Some(bucket) = BUCKET_NANOS.iter().position(|&bound| nanos <= bound) {
+            bump(&series.buckets[bucket], 1);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Series>>> {
@@ -145,7 +138,7 @@ impl HttpMetrics {
 struct Totals {
     requests: u64,
     nanos: u64,
-    buckets: [u64; BUCKETS.len()],
+    buckets: [u64; BUCKET_NANOS.len()],
 }
 
 impl Totals {
@@ -213,13 +206,13 @@ impl Collector for HttpMetrics {
             .into_iter()
             .map(|((method, route), totals)| {
                 let mut cumulative = 0;
-                let buckets = BUCKETS
+                let buckets = BUCKET_NANOS
                     .iter()
                     .zip(totals.buckets)
                     .map(|(&bound, count)| {
                         cumulative += count;
                         let mut bucket = Bucket::default();
-                        bucket.set_upper_bound(bound);
+                        bucket.set_upper_bound(Duration::from_nanos(bound).as_secs_f64());
                         bucket.set_cumulative_count(cumulative);
                         bucket
                     })
@@ -253,13 +246,37 @@ mod tests {
     }
 
     #[test]
-    fn bucket_bounds_agree() {
-        for (seconds, nanos) in BUCKETS.iter().zip(BUCKET_NANOS) {
-            assert_eq!(
-                Duration::from_secs_f64(*seconds).as_nanos(),
-                u128::from(nanos)
-            );
-        }
+    fn buckets_are_exposed_in_seconds_from_1_ms_to_10_s() {
+        let metrics = HttpMetrics::new().expect("descs");
+        metrics.record("GET", "/a", "200", Duration::from_millis(3));
+        let families = metrics.collect();
+        let bounds: Vec<f64> = sample(&families, DURATION).get_metric()[0]
+            .get_histogram()
+            .get_bucket()
+            .iter()
+            .map(Bucket::upper_bound)
+            .collect();
+        assert_eq!(
+            bounds,
+            [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+            ]
+        );
+    }
+
+    #[test]
+    fn two_instances_on_one_thread_count_apart() {
+        let first = HttpMetrics::new().expect("descs");
+        let second = HttpMetrics::new().expect("descs");
+        first.record("GET", "/a", "200", Duration::from_millis(1));
+        second.record("GET", "/a", "200", Duration::from_millis(1));
+        second.record("GET", "/a", "200", Duration::from_millis(1));
+        let count = |metrics: &HttpMetrics| {
+            sample(&metrics.collect(), REQUESTS).get_metric()[0]
+                .get_counter()
+                .value()
+        };
+        assert_eq!((count(&first), count(&second)), (1.0, 2.0));
     }
 
     #[test]
