@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use thread_local::ThreadLocal;
@@ -33,6 +34,9 @@ const BUCKET_NANOS: [u64; 13] = [
     5_000_000_000,
     10_000_000_000,
 ];
+
+/// A series on cache lines of its own, so that no two threads write one line.
+type SharedSeries = Arc<CachePadded<Series>>;
 
 /// One label set's counts, written by one thread only.
 #[derive(Debug)]
@@ -63,9 +67,9 @@ pub struct HttpMetrics(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     /// Every thread's series, for scrapes.
-    series: Mutex<Vec<Arc<Series>>>,
-    /// Each thread's own series, the ones it writes.
-    own: ThreadLocal<RefCell<Vec<Arc<Series>>>>,
+    series: Mutex<Vec<SharedSeries>>,
+    /// Each thread's own series, the ones it writes; each thread's list on lines of its own.
+    own: ThreadLocal<CachePadded<RefCell<Vec<SharedSeries>>>>,
     descs: Vec<Desc>,
 }
 
@@ -107,14 +111,14 @@ impl HttpMetrics {
             .iter()
             .position(|s| &*s.status == status && &*s.method == method && &*s.route == route);
         let index = known.unwrap_or_else(|| {
-            let series = Arc::new(Series {
+            let series = Arc::new(CachePadded::new(Series {
                 method: method.into(),
                 route: route.into(),
                 status: status.into(),
                 requests: AtomicU64::new(0),
                 nanos: AtomicU64::new(0),
                 buckets: Default::default(),
-            });
+            }));
             self.lock().push(Arc::clone(&series));
             own.push(series);
             own.len() - 1
@@ -127,7 +131,7 @@ impl HttpMetrics {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Series>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SharedSeries>> {
         // Only ever pushed to; a panic elsewhere while it was held leaves it consistent.
         self.0.series.lock().unwrap_or_else(PoisonError::into_inner)
     }

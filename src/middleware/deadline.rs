@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use slab::Slab;
 use thread_local::ThreadLocal;
 
@@ -39,9 +40,11 @@ impl Table {
 }
 
 /// The tables of waiting requests, one per thread, shared by every request of one service.
+/// Each table has cache lines of its own: `ThreadLocal` keeps several threads' values side by
+/// side, and one thread locking its table must not take the line of another's.
 #[derive(Debug, Default)]
 pub struct Deadlines {
-    tables: Arc<ThreadLocal<Table>>,
+    tables: Arc<ThreadLocal<CachePadded<Table>>>,
     sweeper: OnceLock<()>,
 }
 
@@ -80,7 +83,7 @@ impl Deadlines {
 }
 
 /// Wakes overdue requests until the tables are gone.
-async fn sweep(tables: Weak<ThreadLocal<Table>>) {
+async fn sweep(tables: Weak<ThreadLocal<CachePadded<Table>>>) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -117,7 +120,7 @@ impl Entry<'_> {
             }
             None => {
                 self.deadlines.start_sweeper();
-                let table = self.deadlines.tables.get_or(Table::default);
+                let table: &Table = self.deadlines.tables.get_or(CachePadded::default);
                 let key = table.lock().insert((deadline, waker.clone()));
                 self.slot = Some((table, key, waker.clone()));
             }

@@ -5,8 +5,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
+use crossbeam_utils::CachePadded;
 use futures::FutureExt;
 use tower::Service;
 use tracing::Instrument;
@@ -51,26 +52,33 @@ pub fn route_template(path: &str) -> &'static str {
 }
 
 /// One request counted in [`Context::requests_in_service`](crate::app::Context) until
-/// dropped; it holds the request's reference to the state. Lock-free, unlike a semaphore
-/// whose release takes its waiter-list mutex: nothing ever waits here.
-struct Admitted(AppState);
+/// dropped; it holds the request's reference to its connection. Lock-free, unlike a
+/// semaphore whose release takes its waiter-list mutex: nothing ever waits here.
+struct Admitted(Connection);
 
 impl Admitted {
     /// Counts the request in, unless the service is at its concurrency limit.
-    fn try_new(state: &AppState) -> Option<Self> {
+    fn try_new(connection: &Connection) -> Option<Self> {
+        let state = &connection.0.state;
         let max = state.settings.server.max_concurrent_requests;
         let before = state.requests_in_service.fetch_add(1, Ordering::AcqRel);
         if before >= max {
             state.requests_in_service.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Self(state.clone()))
+        Some(Self(connection.clone()))
+    }
+
+    fn state(&self) -> &AppState {
+        &self.0.0.state
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.requests_in_service.fetch_sub(1, Ordering::AcqRel);
+        self.state()
+            .requests_in_service
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -79,7 +87,7 @@ impl Drop for Admitted {
 /// One service wraps the router once, rather than a layer wrapping every route: a request is
 /// checked and routed synchronously in [`Service::call`], and pays for one boxed future, not
 /// for a cloned boxed route, a boxed `Next` and a boxed layer future on top of the router's
-/// own. Serve it with `axum::serve`, like a `Router`.
+/// own. Serve it with `axum::serve`, like a `Router`: each connection gets a [`Connection`].
 #[derive(Clone, Debug)]
 pub struct HttpService {
     state: AppState,
@@ -109,7 +117,16 @@ enum Start {
     Routed(Admitted, Option<auth::Lookup>, RouteFuture<Infallible>),
 }
 
-impl Service<Request> for HttpService {
+/// One connection's share of the [`HttpService`].
+///
+/// hyper clones a connection's service for every request, and a request keeps a reference to
+/// it until it ends. Cloning this writes one reference count that only the connection's own
+/// task touches, on a cache line of its own; cloning the state and the router would write
+/// counts that every core writes, moving their cache lines between the cores per request.
+#[derive(Clone, Debug)]
+pub struct Connection(Arc<CachePadded<HttpService>>);
+
+impl Service<Request> for Connection {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -132,9 +149,9 @@ impl Service<Request> for HttpService {
         );
         let method = request.method().clone();
         let route = route_template(request.uri().path());
-        let limits = &self.state.settings.server;
+        let limits = &self.0.state.settings.server;
         let timeout = Duration::from_secs(limits.request_timeout_secs);
-        let start = match Admitted::try_new(&self.state) {
+        let start = match Admitted::try_new(self) {
             None => Start::Answered(ApiError::Overloaded.into_response()),
             Some(_) if headers_size(&request) > limits.header_limit_bytes => {
                 Start::Answered(ApiError::HeadersTooLarge.into_response())
@@ -142,7 +159,7 @@ impl Service<Request> for HttpService {
             Some(admitted) => {
                 let verdict = span.in_scope(|| {
                     auth::check(
-                        &admitted.0,
+                        admitted.state(),
                         request.method(),
                         request.uri().path(),
                         request.headers(),
@@ -150,11 +167,9 @@ impl Service<Request> for HttpService {
                 });
                 match verdict {
                     auth::Verdict::Refused(response) => Start::Answered(response),
-                    auth::Verdict::Allowed => {
-                        Start::Routed(admitted, None, self.router.call(request))
-                    }
+                    auth::Verdict::Allowed => Start::Routed(admitted, None, self.route(request)),
                     auth::Verdict::Unknown(lookup) => {
-                        Start::Routed(admitted, Some(lookup), self.router.call(request))
+                        Start::Routed(admitted, Some(lookup), self.route(request))
                     }
                 }
             }
@@ -163,7 +178,7 @@ impl Service<Request> for HttpService {
             let response = match start {
                 Start::Answered(response) => response,
                 Start::Routed(admitted, lookup, routed) => {
-                    let state = &admitted.0;
+                    let state = admitted.state();
                     let handled = std::panic::AssertUnwindSafe(async {
                         if let Some(lookup) = lookup
                             && let Some(refused) = auth::look_up(state, lookup).await
@@ -195,17 +210,25 @@ impl Service<Request> for HttpService {
     }
 }
 
+impl Connection {
+    /// Starts routing `request`. The router takes `&mut self` to be called, so the request
+    /// clones it, as axum's own serving does (its clone of a router writes one count).
+    fn route(&self, request: Request) -> RouteFuture<Infallible> {
+        self.0.router.clone().call(request)
+    }
+}
+
 impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for HttpService {
-    type Response = Self;
+    type Response = Connection;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<Self, Infallible>>;
+    type Future = std::future::Ready<Result<Connection, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(self.clone()))
+        std::future::ready(Ok(Connection(Arc::new(CachePadded::new(self.clone())))))
     }
 }
 
