@@ -23,6 +23,11 @@ pub struct Opts {
     port: Option<u16>,
 }
 
+/// Longest the database pool may take to close after every request finished.
+const DB_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest it may take once the drain timeout gave up on requests still running.
+const DB_CLOSE_AFTER_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Runs the service until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> {
     if let Some(host) = opts.host {
@@ -106,16 +111,30 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         drain_timeout_secs = drain.as_secs(),
         "shutting down; finishing in-flight requests"
     );
-    match tokio::time::timeout(drain, &mut server).await {
-        Ok(result) => result
-            .context("the server task failed")?
-            .context("the server failed")?,
+    let close_within = match tokio::time::timeout(drain, &mut server).await {
+        Ok(result) => {
+            result
+                .context("the server task failed")?
+                .context("the server failed")?;
+            DB_CLOSE_TIMEOUT
+        }
         Err(_) => {
             tracing::warn!("drain timeout reached; closing the remaining connections");
             server.abort();
+            DB_CLOSE_AFTER_DRAIN_TIMEOUT
         }
+    };
+    // Connections still held by requests the drain gave up on (or by background work) would
+    // keep the pool from closing; the process does not wait for them past this bound.
+    if tokio::time::timeout(close_within, state.db.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout = ?close_within,
+            "database connections still in use; exiting without closing them"
+        );
     }
-    state.db.close().await;
     tracing::info!("stopped");
     Ok(Outcome::Success)
 }

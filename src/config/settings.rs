@@ -105,7 +105,8 @@ impl Default for ServerSettings {
 pub struct DatabaseSettings {
     /// `sqlite://FILE` (created on first use) or `postgres://USER:PASS@HOST:PORT/DB`.
     pub url: DatabaseUrl,
-    /// Largest number of pooled connections.
+    /// Largest number of pooled connections. SQLite opens up to as many again, on demand,
+    /// for single-statement reads (which refuse writes).
     pub max_connections: u32,
     /// Longest a request waits for a pooled connection before failing with 503.
     pub acquire_timeout_secs: u64,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Db, DbError, on_pool};
+use super::{Db, DbError, on_pool, on_reader};
 use crate::plugins::opsmanager::GroupBackup;
 
 /// One group's part of a backup run, as recorded.
@@ -71,7 +71,7 @@ pub async fn record(db: &Db, run: &BackupRun) -> Result<(), DbError> {
 
 /// The most recent runs, newest first; only `group`'s when given.
 pub async fn recent(db: &Db, group: Option<&str>, limit: u32) -> Result<Vec<BackupRun>, DbError> {
-    let rows = on_pool!(db, pool => {
+    let rows = on_reader!(db, pool => {
         sqlx::query_as(
             "SELECT group_id, version, md5, path, bytes, outcome, error, duration_ms, started_at \
              FROM backup_runs WHERE (CAST($1 AS TEXT) IS NULL OR group_id = $1) \
@@ -87,7 +87,7 @@ pub async fn recent(db: &Db, group: Option<&str>, limit: u32) -> Result<Vec<Back
 
 /// When each group was last backed up successfully (stored or unchanged), by group id.
 pub async fn last_success_per_group(db: &Db) -> Result<Vec<LastSuccess>, DbError> {
-    let rows = on_pool!(db, pool => {
+    let rows = on_reader!(db, pool => {
         sqlx::query_as(
             "SELECT r.group_id, r.started_at FROM backup_runs r \
              WHERE r.outcome IN ('stored', 'unchanged') AND NOT EXISTS ( \
@@ -139,7 +139,7 @@ pub struct RunCount {
 
 /// Run counts by group and outcome (for the metrics).
 pub async fn run_counts(db: &Db) -> Result<Vec<RunCount>, DbError> {
-    let rows: Vec<RunCount> = on_pool!(db, pool => {
+    let rows: Vec<RunCount> = on_reader!(db, pool => {
         sqlx::query_as(
             "SELECT group_id, outcome, COUNT(*) AS runs FROM backup_runs \
              GROUP BY group_id, outcome ORDER BY group_id, outcome",

@@ -1,5 +1,11 @@
 //! The database layer: one connection pool (SQLite or PostgreSQL), embedded migrations for
 //! both, and the repositories that own every SQL statement.
+//!
+//! On SQLite, single-statement reads run on connections of their own ([`on_reader!`]): sqlx's
+//! pool makes a round trip to a connection's worker thread on every release (a ping, from a
+//! task it spawns), which for an embedded connection checks nothing and costs as much as the
+//! read itself. The reader connections refuse writes (`PRAGMA query_only`) and go back to their
+//! pool as soon as the read is done. WAL lets them read while a write is in progress.
 
 pub mod backups;
 pub mod services;
@@ -11,7 +17,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, SqliteConnection, SqlitePool};
 
 use crate::config::DatabaseSettings;
 
@@ -23,12 +29,41 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.pool;
+                $body
+            }
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
+
+/// Runs the single read statement `$body` with `$conn` bound to an executor for reads: a
+/// reader connection on SQLite (the pool when the database is in memory, where another
+/// connection would see another database), the pool on PostgreSQL. `$body` must evaluate to a
+/// `Result<_, sqlx::Error>` and must not write.
+macro_rules! on_reader {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(sqlite) => match &sqlite.readers {
+                Some(readers) => match readers.get().await {
+                    Ok(mut reader) => {
+                        let $conn: &mut sqlx::SqliteConnection = &mut reader;
+                        $body
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    let $conn = &sqlite.pool;
+                    $body
+                }
+            },
+            $crate::db::Db::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use on_reader;
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +143,74 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub enum Db {
     /// Embedded SQLite.
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     /// PostgreSQL.
     Postgres(PgPool),
+}
+
+/// SQLite's connections: a pool for writes and transactions, and reader connections.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    pool: SqlitePool,
+    /// `None` for an in-memory database.
+    readers: Option<Readers>,
+}
+
+/// Opens SQLite connections that refuse writes.
+#[derive(Debug)]
+struct ReaderManager(SqliteConnectOptions);
+
+impl deadpool::managed::Manager for ReaderManager {
+    type Type = SqliteConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<SqliteConnection, sqlx::Error> {
+        self.0.connect().await
+    }
+
+    /// Nothing to check: the connection is embedded, and a read that was cancelled half-way
+    /// is reset by the connection's worker before it runs the next command.
+    async fn recycle(
+        &self,
+        _: &mut SqliteConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        Ok(())
+    }
+}
+
+/// SQLite connections for single-statement reads, opened on demand up to
+/// `database.max_connections`.
+#[derive(Debug, Clone)]
+struct Readers(deadpool::managed::Pool<ReaderManager>);
+
+impl Readers {
+    fn new(options: &SqliteConnectOptions, size: u32, wait: Duration) -> Result<Self, DbError> {
+        let manager = ReaderManager(options.clone().pragma("query_only", "ON"));
+        deadpool::managed::Pool::builder(manager)
+            .max_size(usize::try_from(size).unwrap_or(usize::MAX))
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map(Self)
+            .map_err(|e| DbError::Url(sqlx::Error::Configuration(Box::new(e))))
+    }
+
+    /// A reader connection, waiting for one up to the acquire timeout.
+    async fn get(&self) -> Result<deadpool::managed::Object<ReaderManager>, sqlx::Error> {
+        use deadpool::managed::PoolError;
+        self.0.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => e,
+            PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+            PoolError::Closed => sqlx::Error::PoolClosed,
+            other => sqlx::Error::Protocol(format!("reader connection: {other}")),
+        })
+    }
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// One migration and whether it is applied.
@@ -157,12 +257,17 @@ impl Db {
             // No ping before each acquire (sqlx's default): an embedded connection cannot go
             // stale the way a network one can, and the ping is a round trip to the
             // connection's worker thread on every request (measured in docs/performance.md).
+            let readers = if is_in_memory(url) {
+                None
+            } else {
+                Some(Readers::new(&options, settings.max_connections, acquire)?)
+            };
             let pool = SqlitePoolOptions::new()
                 .test_before_acquire(false)
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire)
                 .connect_lazy_with(options);
-            Ok(Self::Sqlite(pool))
+            Ok(Self::Sqlite(SqliteDb { pool, readers }))
         }
     }
 
@@ -219,13 +324,36 @@ impl Db {
         Ok(())
     }
 
-    /// Current pool sizes.
+    fn readers(&self) -> Option<&Readers> {
+        match self {
+            Self::Sqlite(sqlite) => sqlite.readers.as_ref(),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// Current pool sizes (SQLite's reader connections included).
     pub fn pool_stats(&self) -> PoolStats {
-        on_pool!(self, pool => PoolStats { size: pool.size(), idle: pool.num_idle() })
+        let (readers, idle_readers) = self
+            .readers()
+            .map_or((0, 0), |r| (r.0.status().size, r.0.status().available));
+        on_pool!(self, pool => PoolStats {
+            size: pool.size() + u32::try_from(readers).unwrap_or(u32::MAX),
+            idle: pool.num_idle() + idle_readers,
+        })
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
+        if let Some(readers) = self.readers() {
+            // Idle readers are closed here; one still in use closes when its read is done.
+            let idle = readers.0.retain(|_, _| false).removed;
+            readers.0.close();
+            for reader in idle {
+                if let Err(e) = reader.close().await {
+                    tracing::debug!(error = %e, "closing a reader connection");
+                }
+            }
+        }
         on_pool!(self, pool => pool.close().await);
     }
 }
@@ -236,5 +364,104 @@ fn is_missing_table(e: &sqlx::Error) -> bool {
             db.code().as_deref() == Some("42P01") || db.message().contains("no such table")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    async fn sqlite(url: String, connections: u32) -> Db {
+        let settings = DatabaseSettings {
+            url: DatabaseUrl::new(url),
+            max_connections: connections,
+            ..DatabaseSettings::default()
+        };
+        let db = Db::connect(&settings).expect("pool");
+        db.migrate().await.expect("migrations");
+        db
+    }
+
+    fn file_url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("pincher.db").display())
+    }
+
+    #[tokio::test]
+    async fn sqlite_reader_connections_refuse_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        let written = on_reader!(&db, conn => {
+            sqlx::query("CREATE TABLE sneaky (x INTEGER)").execute(conn).await.map(drop)
+        });
+        let error = written.expect_err("a reader wrote");
+        assert!(error.to_string().contains("readonly"), "{error}");
+        let made: i64 = on_pool!(&db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sneaky'")
+                .fetch_one(pool)
+                .await
+        })
+        .expect("count");
+        assert_eq!(made, 0);
+    }
+
+    #[tokio::test]
+    async fn a_read_abandoned_half_way_does_not_hide_later_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // One reader connection, so the abandoned read and the next one share it.
+        let db = sqlite(file_url(&dir), 1).await;
+        on_pool!(&db, pool => {
+            sqlx::query("CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (1), (2), (3)")
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .expect("seed");
+        let readers = db.readers().expect("a SQLite file has reader connections");
+        {
+            let mut reader = readers.get().await.expect("reader");
+            let mut rows = sqlx::query("SELECT x FROM probe").fetch(&mut *reader);
+            assert!(rows.next().await.is_some());
+        }
+        on_pool!(&db, pool => {
+            sqlx::query("INSERT INTO probe VALUES (4)").execute(pool).await.map(drop)
+        })
+        .expect("insert");
+        let seen: i64 = on_reader!(&db, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(conn).await
+        })
+        .expect("count");
+        assert_eq!(seen, 4);
+        assert_eq!(readers.0.status().size, 1);
+    }
+
+    #[tokio::test]
+    async fn reader_connections_count_in_the_pool_sizes_and_close_with_the_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 4).await;
+        // sqlx returns a released connection to its pool from a task of its own.
+        for _ in 0..200 {
+            if on_pool!(&db, pool => pool.num_idle() == pool.size() as usize) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let before = db.pool_stats();
+        services::count(&db).await.expect("count");
+        let after = db.pool_stats();
+        assert_eq!(after.size, before.size + 1);
+        assert_eq!(after.idle, before.idle + 1);
+        db.close().await;
+        let closed = services::count(&db).await.expect_err("read after close");
+        assert!(closed.is_unavailable(), "{closed}");
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_read_through_its_own_pool() {
+        // Another connection to `:memory:` would see another, empty database.
+        let db = sqlite("sqlite::memory:".to_owned(), 1).await;
+        assert_eq!(services::count(&db).await.expect("count"), 0);
     }
 }

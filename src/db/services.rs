@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, on_pool};
+use super::{Db, DbError, on_pool, on_reader};
 use crate::domain::service::{Service, ServiceFilter, ServiceKey, ServiceSpec};
 
 #[derive(sqlx::FromRow)]
@@ -108,7 +108,7 @@ pub async fn list(
     after: Option<&str>,
 ) -> Result<ServicePage, DbError> {
     let fetch = i64::from(limit) + 1;
-    let rows: Vec<ServiceRow> = on_pool!(db, pool => {
+    let rows: Vec<ServiceRow> = on_reader!(db, pool => {
         let mut qb = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM services s WHERE 1 = 1"));
         if let Some(owner) = &filter.owner {
             qb.push(" AND s.owner = ").push_bind(owner.clone());
@@ -146,7 +146,7 @@ pub async fn list(
 
 /// How many services are registered.
 pub async fn count(db: &Db) -> Result<i64, DbError> {
-    let count: i64 = on_pool!(db, pool => {
+    let count: i64 = on_reader!(db, pool => {
         sqlx::query_scalar("SELECT COUNT(*) FROM services").fetch_one(pool).await
     })?;
     Ok(count)
@@ -169,13 +169,13 @@ pub async fn list_all(db: &Db, filter: &ServiceFilter) -> Result<Vec<Service>, D
 /// One service by id or name.
 pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
     let row: Option<ServiceRow> = match key {
-        ServiceKey::Id(id) => on_pool!(db, pool => {
+        ServiceKey::Id(id) => on_reader!(db, pool => {
             sqlx::query_as(SELECT_BY_ID)
                 .bind(*id)
                 .fetch_optional(pool)
                 .await
         })?,
-        ServiceKey::Name(name) => on_pool!(db, pool => {
+        ServiceKey::Name(name) => on_reader!(db, pool => {
             sqlx::query_as(SELECT_BY_NAME)
                 .bind(name.as_str())
                 .fetch_optional(pool)

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, on_pool};
+use super::{Db, DbError, on_pool, on_reader};
 use crate::domain::token::{ApiToken, Scope};
 
 #[derive(sqlx::FromRow)]
@@ -70,7 +70,7 @@ pub async fn create(
 
 /// Every token, revoked ones included, oldest first.
 pub async fn list(db: &Db) -> Result<Vec<ApiToken>, DbError> {
-    let rows: Vec<TokenRow> = on_pool!(db, pool => {
+    let rows: Vec<TokenRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY created_at, name"))
             .fetch_all(pool)
             .await
@@ -80,7 +80,7 @@ pub async fn list(db: &Db) -> Result<Vec<ApiToken>, DbError> {
 
 /// The unrevoked token with this hash.
 pub async fn find_active(db: &Db, hash: &str) -> Result<Option<ApiToken>, DbError> {
-    let row: Option<TokenRow> = on_pool!(db, pool => {
+    let row: Option<TokenRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
         ))
