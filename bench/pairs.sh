@@ -5,11 +5,15 @@
 # request (user and total, from /proc/PID/stat). Loopback only.
 #
 #   ./bench/pairs.sh            BENCH_PAIRS=14 BENCH_DURATION=4s BENCH_POOL=16 by default
+#   BENCH_BASELINE=/path/to/an/older/pincher ./bench/pairs.sh
+#                               the same, against another pincher build instead of the bare
+#                               handler (`serve` on the same file), to compare two versions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${BENCH_PAIRS:-14}
 duration=${BENCH_DURATION:-4s}
 pool=${BENCH_POOL:-16}
+baseline=${BENCH_BASELINE:-}
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/tmp/pincher-target ]; then
   export CARGO_TARGET_DIR=/var/tmp/pincher-target
 fi
@@ -32,7 +36,13 @@ seq 1 1000 | xargs -P 8 -I{} curl -s -H "$auth" -H 'content-type: application/js
   -d '{"name":"svc-{}","owner":"bench","tags":{"service":"svc-{}"}}' "http://127.0.0.1:$pport/services" \
   | grep -o '"id":"[^"]*"' | cut -d'"' -f4 > "$work/ids.txt"
 bport=$(free_port)
-"$bare" "$url" "$bport" "$pool" & pids+=("$!"); bpid=$!
+if [ -n "$baseline" ]; then
+  other=baseline
+  "$baseline" serve --port "$bport" 2>"$work/baseline.log" & pids+=("$!"); bpid=$!
+else
+  other=bare
+  "$bare" "$url" "$bport" "$pool" & pids+=("$!"); bpid=$!
+fi
 wait_http "http://127.0.0.1:$bport/services/$(head -n1 "$work/ids.txt")"
 export BENCH_IDS=$work/ids.txt
 
@@ -51,19 +61,20 @@ $(( ($(ticks "$2" all) - c0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2"
 run warm "$ppid" "$pport" >/dev/null
 run warm "$bpid" "$bport" >/dev/null
 for i in $(seq 1 "$pairs"); do
-  if ((i % 2)); then run pincher "$ppid" "$pport"; run bare "$bpid" "$bport"
-  else run bare "$bpid" "$bport"; run pincher "$ppid" "$pport"; fi
+  if ((i % 2)); then run pincher "$ppid" "$pport"; run "$other" "$bpid" "$bport"
+  else run "$other" "$bpid" "$bport"; run pincher "$ppid" "$pport"; fi
 done | tee "$work/pairs.txt"
-python3 - "$work/pairs.txt" <<'EOF'
+python3 - "$work/pairs.txt" "$other" <<'EOF'
 import statistics as st, sys
+other = sys.argv[2]
 rows = [line.split() for line in open(sys.argv[1])]
 p = [r for r in rows if r[0] == "pincher"]
-b = [r for r in rows if r[0] == "bare"]
+b = [r for r in rows if r[0] == other]
 ratio = [float(x[1]) / float(y[1]) for x, y in zip(p, b)]
 med = lambda rs, i: st.median(float(r[i]) for r in rs)
-print(f"\n{len(ratio)} pairs; pincher/bare req/s: median {st.median(ratio):.3f} "
+print(f"\n{len(ratio)} pairs; pincher/{other} req/s: median {st.median(ratio):.3f} "
       f"(min {min(ratio):.3f}, max {max(ratio):.3f})")
-print(f"median req/s: pincher {med(p, 1):,.0f}, bare {med(b, 1):,.0f}")
+print(f"median req/s: pincher {med(p, 1):,.0f}, {other} {med(b, 1):,.0f}")
 print(f"median server CPU per request: pincher {med(p, 2):.1f} us user / {med(p, 3):.1f} us total, "
-      f"bare {med(b, 2):.1f} us user / {med(b, 3):.1f} us total")
+      f"{other} {med(b, 2):.1f} us user / {med(b, 3):.1f} us total")
 EOF
