@@ -257,16 +257,16 @@ impl Db {
             // No ping before each acquire (sqlx's default): an embedded connection cannot go
             // stale the way a network one can, and the ping is a round trip to the
             // connection's worker thread on every request (measured in docs/performance.md).
+            let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .max_connections(settings.max_connections)
+                .acquire_timeout(acquire)
+                .connect_lazy_with(options.clone());
             let readers = if is_in_memory(url) {
                 None
             } else {
                 Some(Readers::new(&options, settings.max_connections, acquire)?)
             };
-            let pool = SqlitePoolOptions::new()
-                .test_before_acquire(false)
-                .max_connections(settings.max_connections)
-                .acquire_timeout(acquire)
-                .connect_lazy_with(options);
             Ok(Self::Sqlite(SqliteDb { pool, readers }))
         }
     }
@@ -337,8 +337,8 @@ impl Db {
             .readers()
             .map_or((0, 0), |r| (r.0.status().size, r.0.status().available));
         on_pool!(self, pool => PoolStats {
-            size: pool.size() + u32::try_from(readers).unwrap_or(u32::MAX),
-            idle: pool.num_idle() + idle_readers,
+            size: pool.size().saturating_add(u32::try_from(readers).unwrap_or(u32::MAX)),
+            idle: pool.num_idle().saturating_add(idle_readers),
         })
     }
 

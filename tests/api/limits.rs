@@ -1,4 +1,5 @@
-//! Limits that keep the service answering: header size, concurrency, and a locked SQLite file.
+//! Limits that keep the service answering: header size, concurrency, and a locked SQLite file
+//! (writes wait for it, reads do not).
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,50 @@ async fn a_locked_sqlite_file_makes_writes_wait_then_503() {
         vec![json!("after")],
         "the refused write left nothing behind"
     );
+}
+
+#[tokio::test]
+async fn reads_are_answered_while_writes_wait_for_a_locked_sqlite_file() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.database.busy_timeout_ms = 3000;
+        s.database.max_connections = 2;
+    })
+    .await;
+    let response = app
+        .create_service(&json!({"name": "readable", "owner": "t"}))
+        .await;
+    assert_eq!(response.status(), 201);
+    let file = app.sqlite_file().expect("sqlite");
+    let lock = SqliteLock::take(&file);
+    // More waiting writes than the pool has connections.
+    let writes: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(
+                app.request(Method::POST, "/services")
+                    .json(&json!({"name": format!("waiting-{i}"), "owner": "t"}))
+                    .send(),
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let one = app.get("/services/readable").await;
+    let list = app.get("/services").await;
+    let waited = started.elapsed();
+    assert_eq!(one.status(), 200);
+    assert_eq!(list.status(), 200);
+    assert!(
+        waited < Duration::from_secs(1),
+        "reads waited {waited:?} behind the writes"
+    );
+    assert!(writes.iter().all(|w| !w.is_finished()), "the writes wait");
+
+    drop(lock);
+    for write in writes {
+        let status = write.await.expect("join").expect("send").status();
+        assert_eq!(status, 201);
+    }
 }
 
 #[tokio::test]
