@@ -5,11 +5,29 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::both_backends;
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
 use crate::support::database::Backend;
 use crate::support::sqlite_lock::SqliteLock;
+
+/// Sends `count` creates named `{prefix}-{i}` without waiting for their answers.
+fn create_in_background(
+    app: &TestApp,
+    prefix: &str,
+    count: usize,
+) -> Vec<JoinHandle<reqwest::Result<reqwest::Response>>> {
+    (0..count)
+        .map(|i| {
+            tokio::spawn(
+                app.request(Method::POST, "/services")
+                    .json(&json!({"name": format!("{prefix}-{i}"), "owner": "t"}))
+                    .send(),
+            )
+        })
+        .collect()
+}
 
 both_backends! {
     async fn oversized_headers_are_431(backend) {
@@ -88,15 +106,7 @@ async fn reads_are_answered_while_writes_wait_for_a_locked_sqlite_file() {
     let file = app.sqlite_file().expect("sqlite");
     let lock = SqliteLock::take(&file);
     // More waiting writes than the pool has connections.
-    let writes: Vec<_> = (0..4)
-        .map(|i| {
-            tokio::spawn(
-                app.request(Method::POST, "/services")
-                    .json(&json!({"name": format!("waiting-{i}"), "owner": "t"}))
-                    .send(),
-            )
-        })
-        .collect();
+    let writes = create_in_background(&app, "waiting", 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
@@ -127,15 +137,7 @@ async fn a_saturated_server_answers_503_with_retry_after_instead_of_queueing() {
     .await;
     let file = app.sqlite_file().expect("sqlite");
     let lock = SqliteLock::take(&file);
-    let blocked: Vec<_> = (0..2)
-        .map(|i| {
-            tokio::spawn(
-                app.request(Method::POST, "/services")
-                    .json(&json!({"name": format!("slow-{i}"), "owner": "t"}))
-                    .send(),
-            )
-        })
-        .collect();
+    let blocked = create_in_background(&app, "slow", 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
