@@ -333,9 +333,10 @@ impl Db {
 
     /// Current pool sizes (SQLite's reader connections included).
     pub fn pool_stats(&self) -> PoolStats {
-        let (readers, idle_readers) = self
-            .readers()
-            .map_or((0, 0), |r| (r.0.status().size, r.0.status().available));
+        let (readers, idle_readers) = self.readers().map_or((0, 0), |r| {
+            let status = r.0.status();
+            (status.size, status.available)
+        });
         on_pool!(self, pool => PoolStats {
             size: pool.size().saturating_add(u32::try_from(readers).unwrap_or(u32::MAX)),
             idle: pool.num_idle().saturating_add(idle_readers),
