@@ -1,75 +1,183 @@
-//! The shared context every face of pincher works through: settings and the database.
+//! The context that belongs to no face: the settings, the database, and the plugin clients and
+//! templates, each built once. The CLI, the HTTP service and the actions all work through it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
+use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::db::{Db, DbError};
-use crate::health::HealthCache;
-use crate::middleware::auth::TokenCache;
-use crate::plugins::opsmanager::BackupStore;
+use crate::plugins::aws::{Aws, SharedAws};
+use crate::plugins::chef::{ChefClient, ChefError};
+use crate::plugins::opsmanager::{BackupStore, OpsManagerClient, OpsManagerError, s3_store};
+use crate::render::{RenderError, Templates};
 
-/// Settings and shared clients, built once; a clone is one reference-count increment, as
-/// every request clones it several times.
-///
-/// The context sits on cache lines of its own, apart from the reference count that every
-/// core writes, so that reading the settings or the pool never waits for a count another
-/// core has just written.
-#[derive(Debug, Clone)]
-pub struct AppState(Arc<CachePadded<Context>>);
-
-/// What [`AppState`] shares.
-#[derive(Debug)]
-pub struct Context {
-    /// The validated settings.
-    pub settings: Arc<Settings>,
-    /// The database pool.
-    pub db: Db,
-    /// The last `/status` result.
-    pub health: Arc<HealthCache>,
-    /// Recently verified API tokens.
-    pub tokens: Arc<TokenCache>,
-    /// The AWS SDK configuration, loaded on first use.
-    pub aws: crate::plugins::aws::SharedAws,
-    /// HTTP requests being served now (the concurrency limit's count; `/metrics` reports it),
-    /// on a cache line of its own: every request writes it twice.
-    pub requests_in_service: CachePadded<std::sync::atomic::AtomicUsize>,
-    /// Requests waiting with a deadline (the request timeout).
-    pub deadlines: crate::middleware::deadline::Deadlines,
-    backup_store: OnceCell<BackupStore>,
+/// Why the context could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// The database settings cannot be used.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A template override cannot be read or parsed.
+    #[error(transparent)]
+    Templates(#[from] RenderError),
 }
 
-impl std::ops::Deref for AppState {
-    type Target = Context;
+/// The shared context; a clone is one reference-count increment.
+#[derive(Debug, Clone)]
+pub struct Context(Arc<Shared>);
 
-    fn deref(&self) -> &Context {
+/// What [`Context`] shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The validated settings.
+    pub settings: Settings,
+    /// The database pool.
+    pub db: Db,
+    /// The report templates (embedded, or overridden from `templates_dir`).
+    pub templates: Templates,
+    /// Action runs in progress in this process, so shutdown can wait for them or mark them
+    /// abandoned.
+    pub in_flight: InFlight,
+    aws: SharedAws,
+    backup_store: OnceCell<BackupStore>,
+    chef: OnceCell<ChefClient>,
+    opsmanager: OnceCell<OpsManagerClient>,
+}
+
+impl std::ops::Deref for Context {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
         &self.0
     }
 }
 
-impl AppState {
+impl Context {
     /// Builds the context from settings. Does not touch the network.
-    pub fn new(settings: Settings) -> Result<Self, DbError> {
+    pub fn new(settings: Settings) -> Result<Self, ContextError> {
         let db = Db::connect(&settings.database)?;
-        Ok(Self(Arc::new(CachePadded::new(Context {
-            settings: Arc::new(settings),
-            db,
-            health: Arc::default(),
-            tokens: Arc::default(),
-            aws: crate::plugins::aws::SharedAws::default(),
-            requests_in_service: CachePadded::new(std::sync::atomic::AtomicUsize::new(0)),
-            deadlines: crate::middleware::deadline::Deadlines::default(),
-            backup_store: OnceCell::new(),
-        }))))
+        Self::with_db(settings, db)
     }
 
-    /// The Ops Manager backup store of the settings (folder or S3 bucket), built on first
-    /// use.
+    /// Builds the context around a database pool that is already open.
+    pub fn with_db(settings: Settings, db: Db) -> Result<Self, ContextError> {
+        let templates = Templates::new(settings.templates_dir.as_deref())?;
+        Ok(Self(Arc::new(Shared {
+            settings,
+            db,
+            templates,
+            in_flight: InFlight::default(),
+            aws: SharedAws::default(),
+            backup_store: OnceCell::new(),
+            chef: OnceCell::new(),
+            opsmanager: OnceCell::new(),
+        })))
+    }
+
+    /// The AWS SDK configuration, loaded on first use.
+    pub async fn aws(&self) -> &Aws {
+        self.aws.get(&self.settings.aws).await
+    }
+
+    /// The Chef client of the settings, built on first use.
+    pub async fn chef(&self) -> Result<&ChefClient, ChefError> {
+        self.chef
+            .get_or_try_init(|| async { ChefClient::from_settings(&self.settings.chef) })
+            .await
+    }
+
+    /// The Ops Manager client of the settings, built on first use.
+    pub async fn opsmanager(&self) -> Result<&OpsManagerClient, OpsManagerError> {
+        self.opsmanager
+            .get_or_try_init(|| async {
+                OpsManagerClient::from_settings(&self.settings.opsmanager)
+            })
+            .await
+    }
+
+    /// An S3 client of the AWS configuration.
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        s3_store::client(self.aws().await.home_config())
+    }
+
+    /// The Ops Manager backup store of the settings, built on first use: the bucket
+    /// `backups.s3_bucket` when set, else the folder `backups.dir`.
     pub async fn backup_store(&self) -> &BackupStore {
         self.backup_store
-            .get_or_init(|| BackupStore::from_settings_with(&self.settings, &self.aws))
+            .get_or_init(|| async {
+                let backups = &self.settings.backups;
+                match backups.bucket() {
+                    None => BackupStore::local(backups.dir.clone()),
+                    Some(bucket) => BackupStore::s3(self.s3().await, bucket, &backups.prefix()),
+                }
+            })
             .await
+    }
+}
+
+/// Action runs in progress in this process, each with the task that runs it.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    runs: Mutex<HashMap<Uuid, (&'static str, tokio::task::AbortHandle)>>,
+    changed: Notify,
+}
+
+/// A run that was stopped before it finished: its id and action.
+pub type Unfinished = (Uuid, &'static str);
+
+impl InFlight {
+    fn runs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, (&'static str, tokio::task::AbortHandle)>> {
+        // The map is consistent after every single operation.
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists the run `id` of `action`, run by `task`.
+    pub fn add(&self, id: Uuid, action: &'static str, task: tokio::task::AbortHandle) {
+        self.runs().insert(id, (action, task));
+    }
+
+    /// Unlists the run `id`, which ended.
+    pub fn remove(&self, id: Uuid) {
+        self.runs().remove(&id);
+        self.changed.notify_waiters();
+    }
+
+    /// How many runs are in progress.
+    pub fn len(&self) -> usize {
+        self.runs().len()
+    }
+
+    /// Whether no run is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits up to `limit` for every run in progress to finish; stops the ones still running
+    /// then and returns them.
+    pub async fn drain(&self, limit: Duration) -> Vec<Unfinished> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.changed.notified();
+            if self.is_empty() {
+                return Vec::new();
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        let left: Vec<(Uuid, (&'static str, tokio::task::AbortHandle))> =
+            self.runs().drain().collect();
+        left.into_iter()
+            .map(|(id, (action, task))| {
+                task.abort();
+                (id, action)
+            })
+            .collect()
     }
 }

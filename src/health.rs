@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use crate::app::AppState;
+use crate::app::Context;
 use crate::metrics::{GIT_SHA, VERSION};
 
 /// Media type of health documents.
@@ -73,33 +73,34 @@ struct Probe {
     run: CheckFuture,
 }
 
-fn probes(state: &AppState) -> Vec<Probe> {
-    let db = state.db.clone();
+fn probes(ctx: &Context) -> Vec<Probe> {
+    let db = ctx.db.clone();
     let mut probes = vec![Probe {
         name: "database",
         component_type: "datastore",
         required: true,
         run: Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) }),
     }];
-    let aws = &state.settings.aws;
+    let aws = &ctx.settings.aws;
     if aws.region.is_some() || aws.profile.is_some() || aws.endpoint_url.is_some() {
-        let state = state.clone();
+        let ctx = ctx.clone();
         probes.push(Probe {
             name: "aws",
             component_type: "system",
             required: false,
             run: Box::pin(async move {
-                let aws = state.aws.get(&state.settings.aws).await;
-                aws.current_account()
+                ctx.aws()
+                    .await
+                    .current_account()
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string())
             }),
         });
     }
-    if state.settings.opsmanager.base_url.is_some() {
+    if ctx.settings.opsmanager.base_url.is_some() {
         let opsmanager =
-            crate::plugins::opsmanager::OpsManagerClient::from_settings(&state.settings.opsmanager);
+            crate::plugins::opsmanager::OpsManagerClient::from_settings(&ctx.settings.opsmanager);
         probes.push(Probe {
             name: "opsmanager",
             component_type: "system",
@@ -113,8 +114,8 @@ fn probes(state: &AppState) -> Vec<Probe> {
             }),
         });
     }
-    if state.settings.chef.server_url.is_some() {
-        let chef = crate::plugins::chef::ChefClient::from_settings(&state.settings.chef);
+    if ctx.settings.chef.server_url.is_some() {
+        let chef = crate::plugins::chef::ChefClient::from_settings(&ctx.settings.chef);
         probes.push(Probe {
             name: "chef",
             component_type: "system",
@@ -132,9 +133,9 @@ fn probes(state: &AppState) -> Vec<Probe> {
 }
 
 /// Runs every check now.
-pub async fn check_now(state: &AppState) -> Health {
-    let timeout = Duration::from_millis(state.settings.status.check_timeout_ms);
-    let runs = probes(state).into_iter().map(|probe| async move {
+pub async fn check_now(ctx: &Context) -> Health {
+    let timeout = Duration::from_millis(ctx.settings.status.check_timeout_ms);
+    let runs = probes(ctx).into_iter().map(|probe| async move {
         let started = Instant::now();
         let result = match tokio::time::timeout(timeout, probe.run).await {
             Ok(result) => result,
@@ -183,15 +184,15 @@ pub struct HealthCache {
 impl HealthCache {
     /// The cached result if younger than the configured TTL, else a fresh one. Concurrent
     /// callers wait for one run rather than each running the checks.
-    pub async fn get(&self, state: &AppState) -> Health {
-        let ttl = Duration::from_millis(state.settings.status.cache_ttl_ms);
+    pub async fn get(&self, ctx: &Context) -> Health {
+        let ttl = Duration::from_millis(ctx.settings.status.cache_ttl_ms);
         let mut last = self.last.lock().await;
         if let Some((at, health)) = last.as_ref()
             && at.elapsed() < ttl
         {
             return health.clone();
         }
-        let health = check_now(state).await;
+        let health = check_now(ctx).await;
         *last = Some((Instant::now(), health.clone()));
         health
     }

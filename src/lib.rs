@@ -1,6 +1,7 @@
 //! pincher: a service registry, cloud cost reports and ops-config backups, served over HTTP
 //! and driven from the command line over one plugin layer.
 
+pub mod actions;
 pub mod app;
 pub mod atomic_file;
 pub mod cli;

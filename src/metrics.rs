@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use crate::db::Db;
+use crate::domain::run::{RunOutcome, TargetResult};
 use crate::plugins::opsmanager::BackupStore;
 
 /// Version of the running binary.
@@ -45,6 +46,12 @@ pub struct Metrics {
     pub plugin_calls: IntCounterVec,
     /// Latency of calls to external systems by plugin, operation and outcome.
     pub plugin_call_duration: HistogramVec,
+    /// Action runs that ended in this process, by action and outcome.
+    pub action_runs: IntCounterVec,
+    /// Targets of action runs that ended in this process, by action and result.
+    pub action_targets: IntCounterVec,
+    /// How long action runs took, by action.
+    pub action_run_duration: HistogramVec,
 }
 
 /// The metrics of this process.
@@ -53,6 +60,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 /// Longest a scrape waits for the backup store's listing (one ListObjectsV2 call per 1,000
 /// backups in S3).
 pub const STORE_LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Duration buckets of action runs, in seconds: from a quick report to a long backup.
+const RUN_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 /// Latency buckets for calls to remote APIs, in seconds.
 const REMOTE_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -123,6 +135,30 @@ impl Metrics {
             .buckets(REMOTE_BUCKETS.to_vec()),
             &["plugin", "operation", "outcome"],
         ));
+        let action_runs = defined(IntCounterVec::new(
+            Opts::new(
+                "pincher_action_runs_total",
+                "Action runs that ended in this process, by action and outcome (ok, partial, \
+                 failed, abandoned).",
+            ),
+            &["action", "outcome"],
+        ));
+        let action_targets = defined(IntCounterVec::new(
+            Opts::new(
+                "pincher_action_targets_total",
+                "Targets of action runs that ended in this process, by action and result \
+                 (changed, unchanged, skipped, failed, would_change).",
+            ),
+            &["action", "result"],
+        ));
+        let action_run_duration = defined(HistogramVec::new(
+            HistogramOpts::new(
+                "pincher_action_run_duration_seconds",
+                "How long action runs took, by action.",
+            )
+            .buckets(RUN_BUCKETS.to_vec()),
+            &["action"],
+        ));
         let build_info = defined(IntGaugeVec::new(
             Opts::new(
                 "pincher_build_info",
@@ -143,6 +179,9 @@ impl Metrics {
             Box::new(opsmanager_backups_stored.clone()),
             Box::new(plugin_calls.clone()),
             Box::new(plugin_call_duration.clone()),
+            Box::new(action_runs.clone()),
+            Box::new(action_targets.clone()),
+            Box::new(action_run_duration.clone()),
             Box::new(build_info),
             #[cfg(target_os = "linux")]
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
@@ -162,7 +201,32 @@ impl Metrics {
             opsmanager_backups_stored,
             plugin_calls,
             plugin_call_duration,
+            action_runs,
+            action_targets,
+            action_run_duration,
         }
+    }
+
+    /// Records one action run that ended. `action` is a registered action's name, so every
+    /// label comes from a fixed set.
+    pub fn record_action_run(
+        &self,
+        action: &'static str,
+        outcome: RunOutcome,
+        targets: &[TargetResult],
+        elapsed: Duration,
+    ) {
+        self.action_runs
+            .with_label_values(&[action, outcome.as_str()])
+            .inc();
+        for target in targets {
+            self.action_targets
+                .with_label_values(&[action, target.result.as_str()])
+                .inc();
+        }
+        self.action_run_duration
+            .with_label_values(&[action])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records one call to an external system.

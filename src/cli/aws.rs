@@ -1,23 +1,26 @@
-//! `pincher aws …`: AWS inventory and cost reports, rendered to the terminal or a file.
+//! `pincher aws …`: AWS inventory and cost reports, rendered to the terminal or a file, and
+//! stopping and starting EC2 and RDS instances.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{Outcome, emit_report, open_database};
+use super::actions::{self, Consent, checked};
+use super::{Outcome, emit_report, with_stdout};
+use crate::actions::Action;
+use crate::actions::cost_report::{self, CostReport, CostReportParams, DEFAULT_METRIC};
+use crate::actions::ec2_power::{Ec2Start, Ec2Stop};
+use crate::actions::ec2_report::{Ec2Report, Ec2ReportParams};
+use crate::actions::lambda_report::{LambdaReport, LambdaReportParams};
+use crate::actions::organizations_report::{OrganizationsReport, OrganizationsReportParams};
+use crate::actions::params::{Selection, TagFilter, parse_date};
+use crate::actions::power::{DEFAULT_MAX_TARGETS, PowerOutcome, PowerParams};
+use crate::actions::rds_power::{RdsStart, RdsStop};
+use crate::actions::rds_report::{RdsReport, RdsReportParams};
+use crate::app::Context;
 use crate::config::Settings;
-use crate::db::services as repo;
-use crate::domain::service::{Service, ServiceFilter, ServiceKey};
-use crate::plugins::Progress;
-use crate::plugins::aws::ce;
-use crate::plugins::aws::ec2::{self, Ec2Query};
-use crate::plugins::aws::lambdas::{self, LambdaQuery};
-use crate::plugins::aws::organizations;
-use crate::plugins::aws::rds::{self, RdsQuery};
-use crate::plugins::aws::{AccountSelection, Aws, RegionSelection, ServiceMatcher, Targets};
-use crate::render::{Extras, ReportFormat, chart};
-use crate::report::Period;
+use crate::plugins::aws::ce::{Granularity, GroupBy};
+use crate::render::{Extras, OutputFormat, ReportFormat};
 
 /// `pincher aws …`
 #[derive(Debug, Args)]
@@ -62,30 +65,21 @@ pub(crate) struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// The accounts and regions selected, as the actions take them.
+    pub(crate) fn selection(&self) -> Selection {
+        let mut regions = self.regions.clone();
+        regions.extend(self.region.clone());
+        Selection {
+            regions,
+            all_regions: self.all_regions,
+            accounts: self.accounts.clone(),
+            all_accounts: self.all_accounts,
+        }
+    }
+
     /// The profile given with `--profile`.
     pub(crate) fn profile(&self) -> Option<&str> {
         self.profile.as_deref()
-    }
-
-    /// The accounts and regions selected.
-    pub(crate) fn targets(&self) -> Targets {
-        let accounts = if self.all_accounts {
-            AccountSelection::All
-        } else if self.accounts.is_empty() {
-            AccountSelection::Current
-        } else {
-            AccountSelection::Listed(self.accounts.clone())
-        };
-        let regions = if self.all_regions {
-            RegionSelection::AllEnabled
-        } else if let Some(region) = &self.region {
-            RegionSelection::Listed(vec![region.clone()])
-        } else if self.regions.is_empty() {
-            RegionSelection::Home
-        } else {
-            RegionSelection::Listed(self.regions.clone())
-        };
-        Targets { accounts, regions }
     }
 }
 
@@ -122,12 +116,47 @@ enum AwsCommand {
 enum Ec2Command {
     /// Instances of the selected accounts and regions, with their registered services.
     Report(Ec2Args),
+    /// Stop the instances selected by --ids, --tag or --service.
+    Stop(PowerArgs),
+    /// Start the instances selected by --ids, --tag or --service.
+    Start(PowerArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum RdsCommand {
     /// DB instances of the selected accounts and regions, with their registered services.
     Report(RdsArgs),
+    /// Stop the DB instances selected by --ids, --tag or --service (AWS starts them again
+    /// after 7 days).
+    Stop(PowerArgs),
+    /// Start the DB instances selected by --ids, --tag or --service.
+    Start(PowerArgs),
+}
+
+/// What to stop or start, and how.
+#[derive(Debug, Args)]
+struct PowerArgs {
+    /// Instance ids or DB instance identifiers (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    ids: Vec<String>,
+    /// Only resources with this tag (repeatable; all must match).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
+    tags: Vec<TagFilter>,
+    /// The resources of this registered service (by its tags).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    /// Refuse when more than this many resources would change.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TARGETS)]
+    max_targets: u32,
+    /// List the targets and check the permissions; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask for confirmation (required when there is no terminal).
+    #[arg(long)]
+    yes: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,10 +180,10 @@ struct CeArgs {
     #[arg(long, value_parser = parse_date)]
     end: Option<time::Date>,
     /// Time buckets: daily or monthly.
-    #[arg(long, default_value = "monthly")]
-    granularity: String,
+    #[arg(long, default_value = "monthly", value_parser = granularity)]
+    granularity: Granularity,
     /// Cost metric: UnblendedCost, AmortizedCost, NetUnblendedCost, BlendedCost, …
-    #[arg(long, default_value = "UnblendedCost")]
+    #[arg(long, default_value = DEFAULT_METRIC)]
     metric: String,
     /// Group by service, account, region, tag:KEY or registered-service.
     #[arg(long, value_name = "GROUP")]
@@ -166,9 +195,8 @@ struct CeArgs {
     output: OutputArgs,
 }
 
-fn parse_date(s: &str) -> Result<time::Date, String> {
-    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
+fn granularity(text: &str) -> Result<Granularity, String> {
+    Granularity::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,8 +211,8 @@ struct RdsArgs {
     #[arg(long = "engine", value_name = "ENGINE")]
     engines: Vec<String>,
     /// Only instances with this tag (repeatable; all must match).
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = crate::plugins::aws::parse_tag)]
-    tags: Vec<(String, String)>,
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
+    tags: Vec<TagFilter>,
     /// Only instances of this registered service (by name).
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
@@ -227,14 +255,20 @@ impl OutputArgs {
     fn emit<R, S>(
         &self,
         report: &crate::report::Report<R, S>,
-        settings: &Settings,
+        ctx: &Context,
         extras: &Extras,
     ) -> anyhow::Result<Outcome>
     where
         R: crate::report::Tabular + serde::Serialize,
         S: serde::Serialize,
     {
-        emit_report(report, self.format(), self.out.as_deref(), settings, extras)
+        emit_report(
+            report,
+            self.format(),
+            self.out.as_deref(),
+            &ctx.templates,
+            extras,
+        )
     }
 
     fn format(&self) -> ReportFormat {
@@ -268,8 +302,8 @@ struct Ec2Args {
     #[arg(long = "state", value_name = "STATE")]
     states: Vec<String>,
     /// Only instances with this tag (repeatable; values of one key are alternatives).
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = crate::plugins::aws::parse_tag)]
-    tags: Vec<(String, String)>,
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
+    tags: Vec<TagFilter>,
     /// Only instances of this type (repeatable).
     #[arg(long = "type", value_name = "TYPE")]
     types: Vec<String>,
@@ -284,173 +318,141 @@ struct Ec2Args {
 }
 
 /// Runs the command.
-pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
-    let targets = opts.targets.targets();
-    let aws = Aws::load(&settings.aws, opts.targets.profile.as_deref()).await;
+pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> {
+    if let Some(profile) = &opts.targets.profile {
+        settings.aws.profile = Some(profile.clone());
+    }
+    let selection = opts.targets.selection();
     match opts.command {
-        AwsCommand::Ec2 {
-            command: Ec2Command::Report(args),
-        } => {
-            let db = open_database(&settings).await?;
-            let services = repo::list_all(&db, &ServiceFilter::default())
-                .await
-                .context("cannot read the registered services")?;
-            let service = match &args.service {
-                Some(name) => {
-                    let key = ServiceKey::parse(name)
-                        .map_err(|m| anyhow::anyhow!("--service {name:?}: {m}"))?;
-                    let service = repo::get(&db, &key).await?;
-                    Some((service.name, service.tags))
-                }
-                None => None,
-            };
-            db.close().await;
-            let query = Ec2Query {
-                targets,
-                states: args.states,
-                tags: args.tags,
-                types: args.types,
-                service,
-                include_tags: args.include_tags,
-            };
-            let progress = progress_bar("EC2");
-            let report = ec2::instance_report(
-                &aws,
-                &query,
-                &ServiceMatcher::new(&services),
-                progress.as_ref(),
-            )
-            .await
-            .context("cannot build the EC2 report")?;
-            args.output.emit(&report, &settings, &Extras::default())
-        }
-        AwsCommand::Rds {
-            command: RdsCommand::Report(args),
-        } => {
-            let services = registered_services(&settings).await?;
-            let query = RdsQuery {
-                targets,
-                engines: args.engines,
-                tags: args.tags,
-                service: args.service,
-            };
-            let progress = progress_bar("RDS");
-            let report = rds::instance_report(
-                &aws,
-                &query,
-                &ServiceMatcher::new(&services),
-                progress.as_ref(),
-            )
-            .await
-            .context("cannot build the RDS report")?;
-            args.output.emit(&report, &settings, &Extras::default())
-        }
+        AwsCommand::Ec2 { command } => match command {
+            Ec2Command::Report(args) => {
+                let ctx = super::context(settings, true).await?;
+                let params = checked(Ec2ReportParams {
+                    selection,
+                    states: args.states,
+                    tags: args.tags,
+                    types: args.types,
+                    service: args.service,
+                    include_tags: args.include_tags,
+                })?;
+                let report = actions::read::<Ec2Report>(&ctx, &params, "EC2").await?;
+                args.output.emit(&report, &ctx, &Extras::default())
+            }
+            Ec2Command::Stop(args) => power::<Ec2Stop>(settings, selection, args).await,
+            Ec2Command::Start(args) => power::<Ec2Start>(settings, selection, args).await,
+        },
+        AwsCommand::Rds { command } => match command {
+            RdsCommand::Report(args) => {
+                let ctx = super::context(settings, true).await?;
+                let params = checked(RdsReportParams {
+                    selection,
+                    engines: args.engines,
+                    tags: args.tags,
+                    service: args.service,
+                })?;
+                let report = actions::read::<RdsReport>(&ctx, &params, "RDS").await?;
+                args.output.emit(&report, &ctx, &Extras::default())
+            }
+            RdsCommand::Stop(args) => power::<RdsStop>(settings, selection, args).await,
+            RdsCommand::Start(args) => power::<RdsStart>(settings, selection, args).await,
+        },
         AwsCommand::Lambda {
             command: LambdaCommand::Report(args),
         } => {
-            let query = LambdaQuery {
-                targets,
+            let ctx = super::context(settings, false).await?;
+            let params = checked(LambdaReportParams {
+                selection,
                 runtimes: args.runtimes,
-                deprecated_only: args.deprecated,
-            };
-            let progress = progress_bar("Lambda");
-            let report = lambdas::function_report(&aws, &query, progress.as_ref())
-                .await
-                .context("cannot build the Lambda report")?;
-            args.output.emit(&report, &settings, &Extras::default())
+                deprecated: args.deprecated,
+            })?;
+            let report = actions::read::<LambdaReport>(&ctx, &params, "Lambda").await?;
+            args.output.emit(&report, &ctx, &Extras::default())
         }
         AwsCommand::Ce {
             command: CeCommand::Report(args),
         } => {
-            let defaults = ce::default_period(time::OffsetDateTime::now_utc().date());
-            let group_by = args
-                .group_by
-                .as_deref()
-                .map(ce::GroupBy::parse)
-                .transpose()?;
-            let services = if group_by == Some(ce::GroupBy::RegisteredService) {
-                registered_services(&settings)
-                    .await?
-                    .into_iter()
-                    .filter(|s| !s.tags.is_empty())
-                    .map(|s| (s.name, s.tags))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let query = ce::CeQuery {
-                period: Period {
-                    start: args.start.unwrap_or(defaults.start),
-                    end: args.end.unwrap_or(defaults.end),
-                },
-                granularity: ce::Granularity::parse(&args.granularity)?,
+            let params = checked(CostReportParams {
+                start: args.start,
+                end: args.end,
+                granularity: args.granularity,
                 metric: args.metric,
-                group_by,
+                group_by: args.group_by,
                 forecast: args.forecast,
-            };
-            let progress = progress_bar("Cost");
-            let report = ce::cost_report(&aws, &query, &services, progress.as_ref())
-                .await
-                .context("cannot build the cost report")?;
-            let extras = Extras {
-                chart_svg: Some(chart::cost_over_time(
-                    &ce::cost_over_time(&report.rows),
-                    &report.summary.unit,
-                )),
-            };
-            args.output.emit(&report, &settings, &extras)
+            })?;
+            let registered = params.get().grouping() == Some(GroupBy::RegisteredService);
+            let ctx = super::context(settings, registered).await?;
+            let report = actions::read::<CostReport>(&ctx, &params, "Cost").await?;
+            args.output
+                .emit(&report, &ctx, &cost_report::chart(&report))
         }
         AwsCommand::Organizations {
             command: OrganizationsCommand::Report(args),
         } => {
-            let progress = progress_bar("Organizations");
-            let report = organizations::account_report(&aws, progress.as_ref())
-                .await
-                .context("cannot build the Organizations report")?;
-            args.output.emit(&report, &settings, &Extras::default())
+            let ctx = super::context(settings, false).await?;
+            let params = checked(OrganizationsReportParams {})?;
+            let report =
+                actions::read::<OrganizationsReport>(&ctx, &params, "Organizations").await?;
+            args.output.emit(&report, &ctx, &Extras::default())
         }
     }
 }
 
-/// Every registered service, read once; the database is closed again before the AWS calls.
-async fn registered_services(settings: &Settings) -> anyhow::Result<Vec<Service>> {
-    let db = open_database(settings).await?;
-    let services = repo::list_all(&db, &ServiceFilter::default())
-        .await
-        .context("cannot read the registered services")?;
-    db.close().await;
-    Ok(services)
-}
-
-/// A progress bar on stderr when it is a terminal.
-struct ProgressBar(indicatif::ProgressBar);
-
-impl Progress for ProgressBar {
-    fn start(&self, total: u64) {
-        self.0.set_length(total);
+/// Stops or starts instances: checks the selection, asks (or refuses without a terminal),
+/// runs and prints one line per target.
+async fn power<A>(
+    settings: Settings,
+    selection: Selection,
+    args: PowerArgs,
+) -> anyhow::Result<Outcome>
+where
+    A: Action<Params = PowerParams, Outcome = PowerOutcome>,
+{
+    let params = checked(PowerParams {
+        ids: args.ids,
+        tags: args.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+        service: args.service,
+        selection,
+        max_targets: args.max_targets,
+    })?;
+    let consent = Consent {
+        dry_run: args.dry_run,
+        yes: args.yes,
+    };
+    consent.check(A::NAME)?;
+    let ctx = super::context(settings, true).await?;
+    let (outcome, run, exit) = actions::change::<A>(&ctx, &params, consent, "AWS").await?;
+    match args.output {
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&outcome)?;
+            if let serde_json::Value::Object(object) = &mut value {
+                object.insert(
+                    "run".into(),
+                    run.as_ref()
+                        .map_or(serde_json::Value::Null, |r| r.id.to_string().into()),
+                );
+            }
+            with_stdout(|out| crate::render::write_json(out, &value))?;
+        }
+        OutputFormat::Table => actions::print_targets(&outcome.targets)?,
     }
-
-    fn advance(&self, label: &str) {
-        self.0.set_message(label.to_owned());
-        self.0.inc(1);
+    for error in &outcome.errors {
+        eprintln!("warning: {}", crate::render::describe_error(error));
     }
-
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
-pub(crate) fn progress_bar(what: &'static str) -> Box<dyn Progress> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return Box::new(crate::plugins::NoProgress);
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {wide_msg}")
-    {
-        bar.set_style(style);
-    }
-    bar.set_prefix(what);
-    Box::new(ProgressBar(bar))
+    let counts: Vec<String> = outcome
+        .summary
+        .iter()
+        .map(|(result, n)| format!("{n} {result}"))
+        .collect();
+    let run = run.map(|r| format!(" (run {})", r.id)).unwrap_or_default();
+    let dry = if outcome.dry_run { "dry run: " } else { "" };
+    eprintln!(
+        "{dry}{}: {}{run}",
+        A::NAME,
+        if counts.is_empty() {
+            "nothing matched the selection".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    );
+    Ok(exit)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Outcome, with_stdout};
+use crate::actions::chef_reconcile::{ChefReconcile, ChefReconcileParams};
 use crate::config::Settings;
 use crate::plugins::chef::nodes::{get_node, list_nodes, node_attributes_report, node_report};
 use crate::plugins::chef::search::{SearchQuery, parse_attribute, search};
@@ -90,22 +91,21 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             targets,
             out,
         } => {
-            let aws = crate::plugins::aws::Aws::load(&settings.aws, targets.profile()).await;
-            let progress = super::aws::progress_bar("EC2");
-            let report = crate::plugins::chef::reconcile::reconcile_live(
-                &client,
-                &aws,
-                &targets.targets(),
-                environment.as_deref(),
-                progress.as_ref(),
-            )
-            .await?;
-            let format = opts.output.unwrap_or_else(ReportFormat::for_stdout);
+            let mut settings = settings;
+            if let Some(profile) = targets.profile() {
+                settings.aws.profile = Some(profile.to_owned());
+            }
+            let params = super::actions::checked(ChefReconcileParams {
+                selection: targets.selection(),
+                environment,
+            })?;
+            let ctx = super::context(settings, false).await?;
+            let report = super::actions::read::<ChefReconcile>(&ctx, &params, "EC2").await?;
             return super::emit_report(
                 &report,
                 format,
                 out.as_deref(),
-                &settings,
+                &ctx.templates,
                 &Extras::default(),
             );
         }

@@ -1,11 +1,13 @@
 //! The command line: one clap tree whose commands call into the library, print their result
 //! once, and map outcomes to exit codes (0 success, 1 failure, 2 usage, 3 partial).
 
+pub mod actions;
 pub mod aws;
 pub mod chef;
 pub mod config;
 pub mod db;
 pub mod opsmanager;
+pub mod runs;
 pub mod serve;
 pub mod services;
 pub mod status;
@@ -53,8 +55,12 @@ pub enum Command {
     Chef(Box<chef::Opts>),
     /// Back up and restore MongoDB Ops Manager automation configurations.
     Opsmanager(Box<opsmanager::Opts>),
-    /// AWS inventory and cost reports.
+    /// AWS inventory and cost reports, and stopping and starting EC2 and RDS instances.
     Aws(Box<aws::Opts>),
+    /// The actions every face runs (reports, backups, changes).
+    Actions(actions::Opts),
+    /// The recorded action runs.
+    Runs(runs::Opts),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -70,6 +76,9 @@ pub enum Outcome {
 
 /// Exit code of a failure (nothing useful done).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage error: bad arguments, or a change refused without `--yes` where
+/// there is no terminal to ask on.
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code of a partial success.
 pub const EXIT_PARTIAL: u8 = 3;
 
@@ -81,6 +90,10 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
         Ok(Outcome::Failure) => ExitCode::from(EXIT_FAILURE),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(EXIT_FAILURE)
@@ -112,9 +125,16 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Chef(opts) => chef::run(*opts, settings).await,
             Command::Opsmanager(opts) => opsmanager::run(*opts, settings).await,
             Command::Aws(opts) => aws::run(*opts, settings).await,
+            Command::Actions(opts) => actions::run(opts),
+            Command::Runs(opts) => runs::run(opts, settings).await,
         }
     })
 }
+
+/// Arguments the command cannot use, found after clap parsed them (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
@@ -150,21 +170,31 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<crate::db::Db>
     Ok(db)
 }
 
+/// The shared context of a command. With `database`, the database is opened (and migrated
+/// when `database.migrate_on_start` is set) first; without, it is only opened if used.
+pub async fn context(settings: Settings, database: bool) -> anyhow::Result<crate::app::Context> {
+    if database {
+        let db = open_database(&settings).await?;
+        Ok(crate::app::Context::with_db(settings, db)?)
+    } else {
+        Ok(crate::app::Context::new(settings)?)
+    }
+}
+
 /// Renders `report`, writes it, names its failed parts on stderr and maps its completeness
 /// to an outcome.
 pub(crate) fn emit_report<R, S>(
     report: &crate::report::Report<R, S>,
     format: crate::render::ReportFormat,
     out: Option<&std::path::Path>,
-    settings: &Settings,
+    templates: &crate::render::Templates,
     extras: &crate::render::Extras,
 ) -> anyhow::Result<Outcome>
 where
     R: crate::report::Tabular + serde::Serialize,
     S: serde::Serialize,
 {
-    let templates = crate::render::Templates::new(settings.templates_dir.as_deref())?;
-    let mut text = crate::render::render_report(report, format, &templates, extras)?;
+    let mut text = crate::render::render_report(report, format, templates, extras)?;
     if !text.ends_with('\n') {
         text.push('\n');
     }

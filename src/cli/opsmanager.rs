@@ -3,21 +3,21 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use serde_json::Value;
 
+use super::actions::{self, Consent, checked};
 use super::{Outcome, open_database, with_stdout};
+use crate::actions::Valid;
+use crate::actions::opsmanager_backup::{BackupParams, OpsManagerBackup};
+use crate::app::Context;
 use crate::config::Settings;
-use crate::db::backups as runs;
-use crate::plugins::NoProgress;
-use crate::plugins::opsmanager::backup::{self, PrunePolicy};
+use crate::plugins::opsmanager::backup::{PrunePolicy, VerifiedBackup};
 use crate::plugins::opsmanager::diff::{self, Change};
 use crate::plugins::opsmanager::{
-    BackupLocation, BackupOutcome, BackupStore, GroupBackup, GroupId, OpsManagerClient,
+    BackupLocation, BackupOutcome, BackupStore, GroupBackup, GroupId, OpsManagerError,
 };
 use crate::render::{OutputFormat, write_json, write_table};
 
@@ -46,6 +46,9 @@ enum OpsManagerCommand {
         /// Back up every group the API key can see.
         #[arg(long, conflicts_with = "groups")]
         all_groups: bool,
+        /// List the groups that would be backed up; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print only failures (to stderr), for cron.
         #[arg(long, short)]
         quiet: bool,
@@ -108,41 +111,49 @@ enum BackupsCommand {
 }
 
 /// Runs the command.
-pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
-    let store = match &opts.dir {
-        Some(dir) => BackupStore::local(dir.clone()),
-        None => BackupStore::from_settings(&settings).await,
-    };
+pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> {
+    if let Some(dir) = &opts.dir {
+        settings.backups.dir = dir.clone();
+        settings.backups.s3_bucket = None;
+    }
     let output = opts.output;
     match opts.command {
         OpsManagerCommand::Backup {
             groups,
             all_groups,
+            dry_run,
             quiet,
-        } => run_backup(&settings, &store, &groups, all_groups, quiet, output).await,
-        OpsManagerCommand::Backups { command } => match command {
-            BackupsCommand::List { group } => list(&store, group.as_deref(), output).await,
-            BackupsCommand::Verify { group } => verify(&store, group.as_deref(), output).await,
-            BackupsCommand::Diff { a, b } => show_diff(&settings, &store, &a, &b, output).await,
-            BackupsCommand::Prune {
-                keep,
-                keep_days,
-                group,
-            } => {
-                let policy = match (keep, keep_days) {
-                    (Some(n), _) => PrunePolicy::KeepLast(n as usize),
-                    (None, Some(d)) => PrunePolicy::KeepDays(d),
-                    (None, None) => anyhow::bail!("give --keep N or --keep-days D"),
-                };
-                prune(&store, group.as_deref(), policy, output).await
+        } => {
+            let params = checked(BackupParams { groups, all_groups })?;
+            run_backup(settings, &params, dry_run, quiet, output).await
+        }
+        OpsManagerCommand::Backups { command } => {
+            let ctx = Context::new(settings)?;
+            let store = ctx.backup_store().await;
+            match command {
+                BackupsCommand::List { group } => list(store, group.as_deref(), output).await,
+                BackupsCommand::Verify { group } => verify(store, group.as_deref(), output).await,
+                BackupsCommand::Diff { a, b } => show_diff(&ctx, &a, &b, output).await,
+                BackupsCommand::Prune {
+                    keep,
+                    keep_days,
+                    group,
+                } => {
+                    let policy = match (keep, keep_days) {
+                        (Some(n), _) => PrunePolicy::KeepLast(n as usize),
+                        (None, Some(d)) => PrunePolicy::KeepDays(d),
+                        (None, None) => anyhow::bail!("give --keep N or --keep-days D"),
+                    };
+                    prune(store, group.as_deref(), policy, output).await
+                }
+                BackupsCommand::Restore {
+                    file,
+                    group,
+                    dry_run,
+                    yes,
+                } => restore(&ctx, &file, &group, dry_run, yes).await,
             }
-            BackupsCommand::Restore {
-                file,
-                group,
-                dry_run,
-                yes,
-            } => restore(&settings, &store, &file, &group, dry_run, yes).await,
-        },
+        }
     }
 }
 
@@ -150,76 +161,30 @@ fn parse_group(id: Option<&str>) -> anyhow::Result<Option<GroupId>> {
     Ok(id.map(GroupId::parse).transpose()?)
 }
 
-#[derive(Serialize)]
-struct BackupSummary {
-    stored: usize,
-    unchanged: usize,
-    failed: usize,
-}
-
-#[derive(Serialize)]
-struct BackupRunOutput<'a> {
-    results: &'a [GroupBackup],
-    summary: BackupSummary,
-}
-
+/// Runs `opsmanager.backup`. The backups are written even when the database is down (the
+/// run then cannot be recorded, which is a warning and exit 3).
 async fn run_backup(
-    settings: &Settings,
-    store: &BackupStore,
-    named: &[String],
-    all_groups: bool,
+    settings: Settings,
+    params: &Valid<BackupParams>,
+    dry_run: bool,
     quiet: bool,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
-    if named.is_empty() && !all_groups && settings.opsmanager.group_ids.is_empty() {
-        anyhow::bail!(
-            "no groups to back up: name them with --group ID or --all-groups, or set \
-             opsmanager.group_ids"
-        );
-    }
-    let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
-    let db = open_database(settings).await;
-    let groups = backup::resolve_groups(&client, named, all_groups, &settings.opsmanager.group_ids)
-        .await
-        .context("cannot list the Ops Manager groups to back up")?;
-    let results = backup::back_up_groups(
-        &client,
-        store,
-        &groups,
-        settings.opsmanager.concurrency,
-        Arc::new(NoProgress),
-    )
-    .await;
-    let recorded = match db {
-        Ok(db) => {
-            let recorded = runs::record_all(&db, &results)
-                .await
-                .map_err(anyhow::Error::from);
-            db.close().await;
-            recorded
+    let ctx = match open_database(&settings).await {
+        Ok(db) => Context::with_db(settings, db)?,
+        Err(e) => {
+            tracing::debug!(error = %e, "the database cannot be opened; backing up anyway");
+            Context::new(settings)?
         }
-        Err(e) => Err(e),
     };
-
-    let count = |o: BackupOutcome| results.iter().filter(|r| r.outcome == o).count();
-    let summary = BackupSummary {
-        stored: count(BackupOutcome::Stored),
-        unchanged: count(BackupOutcome::Unchanged),
-        failed: count(BackupOutcome::Failed),
-    };
-    let failed = summary.failed;
+    let consent = Consent { dry_run, yes: true };
+    let (outcome, run, mut exit) =
+        actions::change::<OpsManagerBackup>(&ctx, params, consent, "Ops Manager").await?;
     match output {
-        OutputFormat::Json => with_stdout(|out| {
-            write_json(
-                out,
-                &BackupRunOutput {
-                    results: &results,
-                    summary,
-                },
-            )
-        })?,
+        OutputFormat::Json => with_stdout(|out| write_json(out, &outcome))?,
         OutputFormat::Table if quiet => {
-            for r in results
+            for r in outcome
+                .results
                 .iter()
                 .filter(|r| r.outcome == BackupOutcome::Failed)
             {
@@ -227,30 +192,33 @@ async fn run_backup(
             }
         }
         OutputFormat::Table => with_stdout(|out| {
-            for r in &results {
+            for group in &outcome.planned {
+                writeln!(out, "would back up {group}")?;
+            }
+            for r in &outcome.results {
                 writeln!(out, "{}", describe(r))?;
             }
             Ok(())
         })?,
     }
-    if let Err(e) = recorded {
-        eprintln!("warning: the run could not be recorded in the database: {e:#}");
-        if failed < results.len() {
-            return Ok(Outcome::Partial);
+    if let Some(e) = outcome.record_error.as_ref().filter(|_| run.is_some()) {
+        eprintln!("warning: the groups' results could not be recorded in the database: {e}");
+        if exit == Outcome::Success {
+            exit = Outcome::Partial;
         }
     }
-    if failed == results.len() && !results.is_empty() {
-        let first = results
+    if exit == Outcome::Failure {
+        let first = outcome
+            .results
             .iter()
             .find_map(|r| r.error.clone())
             .unwrap_or_default();
-        anyhow::bail!("no group could be backed up ({failed} failed); first failure: {first}");
+        anyhow::bail!(
+            "no group could be backed up ({} failed); first failure: {first}",
+            outcome.summary.failed
+        );
     }
-    Ok(if failed > 0 {
-        Outcome::Partial
-    } else {
-        Outcome::Success
-    })
+    Ok(exit)
 }
 
 fn describe(r: &GroupBackup) -> String {
@@ -340,19 +308,13 @@ async fn verify(
 }
 
 /// A local file as any JSON document; an S3 object as a backup whose MD5 matches its name.
-async fn read_json(settings: &Settings, store: &BackupStore, arg: &Path) -> anyhow::Result<Value> {
+async fn read_json(ctx: &Context, arg: &Path) -> anyhow::Result<Value> {
     let location = BackupLocation::parse(arg)?;
     let bytes = match &location {
         BackupLocation::File(path) => {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
         }
-        BackupLocation::S3 { .. } => {
-            store
-                .read_verified(&location, &settings.aws)
-                .await?
-                .config
-                .bytes
-        }
+        BackupLocation::S3 { .. } => read_verified(ctx, &location).await?.config.bytes,
     };
     serde_json::from_slice(&bytes).with_context(|| format!("{location} is not valid JSON"))
 }
@@ -376,17 +338,28 @@ fn write_changes(
     }
 }
 
+/// A backup read back and checked against its name, from a file or S3.
+async fn read_verified(
+    ctx: &Context,
+    location: &BackupLocation,
+) -> Result<VerifiedBackup, OpsManagerError> {
+    let s3 = match location {
+        BackupLocation::S3 { .. } => Some(ctx.s3().await),
+        BackupLocation::File(_) => None,
+    };
+    ctx.backup_store()
+        .await
+        .read_verified(location, s3.as_ref())
+        .await
+}
+
 async fn show_diff(
-    settings: &Settings,
-    store: &BackupStore,
+    ctx: &Context,
     a: &Path,
     b: &Path,
     output: OutputFormat,
 ) -> anyhow::Result<Outcome> {
-    let changes = diff::diff(
-        &read_json(settings, store, a).await?,
-        &read_json(settings, store, b).await?,
-    );
+    let changes = diff::diff(&read_json(ctx, a).await?, &read_json(ctx, b).await?);
     with_stdout(|out| write_changes(out, &changes, output))?;
     Ok(Outcome::Success)
 }
@@ -417,8 +390,7 @@ async fn prune(
 }
 
 async fn restore(
-    settings: &Settings,
-    store: &BackupStore,
+    ctx: &Context,
     file: &Path,
     group: &str,
     dry_run: bool,
@@ -426,14 +398,13 @@ async fn restore(
 ) -> anyhow::Result<Outcome> {
     let group = GroupId::parse(group)?;
     let file = BackupLocation::parse(file)?;
-    let backup = store
-        .read_verified(&file, &settings.aws)
+    let backup = read_verified(ctx, &file)
         .await
         .with_context(|| format!("refusing to restore {file}"))?;
     if let Some(from) = backup.group_id.as_ref().filter(|g| **g != group) {
         eprintln!("note: {file} was backed up from group {from}, restoring into {group}");
     }
-    let client = OpsManagerClient::from_settings(&settings.opsmanager)?;
+    let client = ctx.opsmanager().await?;
     let live = client
         .automation_config(&group)
         .await

@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Outcome;
-use crate::app::AppState;
+use crate::actions::runner::abandon;
 use crate::config::{AuthMode, Settings};
+use crate::middleware::AppState;
 use crate::routes;
 
 /// `pincher serve`
@@ -109,8 +110,10 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
     }
     tracing::info!(
         drain_timeout_secs = drain.as_secs(),
-        "shutting down; finishing in-flight requests"
+        runs = state.in_flight.len(),
+        "shutting down; finishing in-flight requests and action runs"
     );
+    let deadline = tokio::time::Instant::now() + drain;
     let close_within = match tokio::time::timeout(drain, &mut server).await {
         Ok(result) => {
             result
@@ -124,6 +127,18 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             DB_CLOSE_AFTER_DRAIN_TIMEOUT
         }
     };
+    // Action runs go on past their requests; they get what is left of the drain timeout, and
+    // the ones still running then are stopped and recorded as abandoned, never left running.
+    let unfinished = state
+        .in_flight
+        .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
+    abandon(
+        &state.app,
+        &unfinished,
+        "the server shut down before the run finished",
+    )
+    .await;
     // Connections still held by requests the drain gave up on (or by background work) would
     // keep the pool from closing; the process does not wait for them past this bound.
     if tokio::time::timeout(close_within, state.db.close())

@@ -8,11 +8,16 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
+use super::actions::{checked, read};
 use super::{Outcome, open_database, with_stdout};
+use crate::actions::Valid;
+use crate::actions::params::parse_date;
+use crate::actions::service_report::{ServiceReport, ServiceReportParams};
 use crate::config::Settings;
 use crate::db::services as repo;
 use crate::domain::service::{Service, ServiceFilter, ServiceKey, ServiceSpec};
 use crate::render::{OutputFormat, write_fields, write_json, write_table};
+use crate::report::Completeness;
 
 /// `pincher services …`
 #[derive(Debug, Args)]
@@ -71,6 +76,19 @@ enum ServicesCommand {
     Delete {
         /// Id or name.
         service: String,
+    },
+    /// A service's EC2 and RDS resources (found by its tags) and its cost (services.report).
+    Report {
+        /// Id or name.
+        service: String,
+        /// First day of the cost period (YYYY-MM-DD); default: the first day of last month.
+        #[arg(long, value_parser = parse_date)]
+        start: Option<time::Date>,
+        /// First day not included (YYYY-MM-DD); default: today.
+        #[arg(long, value_parser = parse_date)]
+        end: Option<time::Date>,
+        #[command(flatten)]
+        targets: super::aws::TargetArgs,
     },
 }
 
@@ -160,10 +178,29 @@ fn parse_key(s: &str) -> anyhow::Result<ServiceKey> {
 }
 
 /// Runs the command.
-pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
-    let db = open_database(&settings).await?;
+pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> {
     let output = opts.output;
+    if let ServicesCommand::Report {
+        service,
+        start,
+        end,
+        targets,
+    } = opts.command
+    {
+        if let Some(profile) = targets.profile() {
+            settings.aws.profile = Some(profile.to_owned());
+        }
+        let params = checked(ServiceReportParams {
+            service,
+            selection: targets.selection(),
+            start,
+            end,
+        })?;
+        return report(settings, &params, output).await;
+    }
+    let db = open_database(&settings).await?;
     match opts.command {
+        ServicesCommand::Report { .. } => unreachable!("handled above"),
         ServicesCommand::List {
             owner,
             tags,
@@ -274,6 +311,66 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
     }
     db.close().await;
     Ok(Outcome::Success)
+}
+
+/// Runs `services.report` and prints it: JSON as `GET /services/{key}/report` answers, or a
+/// summary table.
+async fn report(
+    settings: Settings,
+    params: &Valid<ServiceReportParams>,
+    output: OutputFormat,
+) -> anyhow::Result<Outcome> {
+    let ctx = super::context(settings, true).await?;
+    let outcome = read::<ServiceReport>(&ctx, params, "Service").await?;
+    with_stdout(|out| match output {
+        OutputFormat::Json => write_json(out, &outcome),
+        OutputFormat::Table => write_table(
+            out,
+            &["part", "rows", "completeness", "errors"],
+            [
+                (
+                    "ec2",
+                    outcome.ec2.rows.len(),
+                    outcome.ec2.completeness(),
+                    &outcome.ec2.errors,
+                ),
+                (
+                    "rds",
+                    outcome.rds.rows.len(),
+                    outcome.rds.completeness(),
+                    &outcome.rds.errors,
+                ),
+                (
+                    "cost",
+                    outcome.cost.rows.len(),
+                    outcome.cost.completeness(),
+                    &outcome.cost.errors,
+                ),
+            ]
+            .into_iter()
+            .map(|(part, rows, completeness, errors)| {
+                vec![
+                    part.to_owned(),
+                    rows.to_string(),
+                    serde_json::to_value(completeness)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    errors
+                        .iter()
+                        .map(crate::render::describe_error)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ]
+            })
+            .collect(),
+        ),
+    })?;
+    Ok(match outcome.completeness() {
+        Completeness::Complete => Outcome::Success,
+        Completeness::Partial => Outcome::Partial,
+        Completeness::Failed => Outcome::Failure,
+    })
 }
 
 fn rfc3339(service: &Service) -> String {

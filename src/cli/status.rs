@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{Outcome, with_stdout};
-use crate::app::AppState;
+use crate::app::Context;
 use crate::config::Settings;
 use crate::health::{self, HealthStatus};
 use crate::render::{OutputFormat, write_json, write_table};
@@ -18,8 +18,8 @@ pub struct Opts {
 
 /// Runs every check; exits 1 when the overall status is `fail`.
 pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
-    let state = AppState::new(settings)?;
-    let health = health::check_now(&state).await;
+    let ctx = Context::new(settings)?;
+    let health = health::check_now(&ctx).await;
     with_stdout(|out| match opts.output {
         OutputFormat::Json => write_json(out, &health),
         OutputFormat::Table => {
@@ -50,7 +50,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             )
         }
     })?;
-    state.db.close().await;
+    ctx.db.close().await;
     if health.status == HealthStatus::Fail {
         Ok(Outcome::Failure)
     } else {

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use super::{Outcome, open_database, with_stdout};
 use crate::config::Settings;
 use crate::db::tokens as repo;
-use crate::domain::token::{self, Scope};
+use crate::domain::token::{self, Scope, TokenName};
 use crate::render::{OutputFormat, write_json, write_table};
 
 /// `pincher tokens …`
@@ -44,11 +44,9 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
     let db = open_database(&settings).await?;
     match opts.command {
         TokensCommand::Create { name, scope } => {
-            if name.trim().is_empty() || name.len() > 128 {
-                anyhow::bail!("--name must be 1 to 128 characters");
-            }
+            let name = TokenName::parse(&name).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
             let new = token::generate()?;
-            let record = repo::create(&db, &name, scope, &new.hash, &new.prefix).await?;
+            let record = repo::create(&db, name.as_str(), scope, &new.hash, &new.prefix).await?;
             eprintln!(
                 "created token {:?} with scope {}; it is shown only now:",
                 record.name, record.scope

@@ -59,6 +59,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// The health-check endpoints.
     pub status: StatusSettings,
+    /// How actions run.
+    pub actions: ActionSettings,
     /// Folder of report templates overriding the embedded ones by file name
     /// (`report.html.j2`, `report.md.j2`).
     pub templates_dir: Option<PathBuf>,
@@ -410,6 +412,43 @@ impl Default for StatusSettings {
     }
 }
 
+/// `[actions]`: how actions run, whoever starts them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionSettings {
+    /// How long `POST /actions/{name}/runs` waits for the run to finish before it answers
+    /// 202 with the run's address; the run goes on either way. At most half the request
+    /// timeout is waited, whatever this says.
+    pub inline_wait_ms: u64,
+    /// Resources carrying this tag, `KEY=VALUE`, are never stopped or started; runs report
+    /// them as skipped.
+    pub protect_tag: String,
+}
+
+impl Default for ActionSettings {
+    fn default() -> Self {
+        Self {
+            inline_wait_ms: 2000,
+            protect_tag: "pincher:protect=true".into(),
+        }
+    }
+}
+
+impl ActionSettings {
+    /// How long a request waits for a run: `inline_wait_ms`, at most half of
+    /// `request_timeout`.
+    pub fn inline_wait(&self, request_timeout: std::time::Duration) -> std::time::Duration {
+        std::time::Duration::from_millis(self.inline_wait_ms).min(request_timeout / 2)
+    }
+
+    /// The protect tag's key and value.
+    pub fn protect(&self) -> (&str, &str) {
+        self.protect_tag
+            .split_once('=')
+            .unwrap_or((&self.protect_tag, ""))
+    }
+}
+
 /// Reads a list from a sequence (TOML) or a comma-separated string (environment variables,
 /// whose values are kept as text so numeric-looking strings are never reinterpreted).
 fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
@@ -580,6 +619,20 @@ impl Settings {
             return Err(invalid(
                 "metrics.listen",
                 format!("expected an address such as 0.0.0.0:9100, got {listen:?}"),
+            ));
+        }
+        if self
+            .actions
+            .protect_tag
+            .split_once('=')
+            .is_none_or(|(key, _)| key.is_empty())
+        {
+            return Err(invalid(
+                "actions.protect_tag",
+                format!(
+                    "expected KEY=VALUE such as pincher:protect=true, got {:?}",
+                    self.actions.protect_tag
+                ),
             ));
         }
         if self.status.check_timeout_ms == 0 {

@@ -5,7 +5,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Db, DbError, on_pool, on_reader};
-use crate::plugins::opsmanager::GroupBackup;
 
 /// One group's part of a backup run, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -100,30 +99,6 @@ pub async fn last_success_per_group(db: &Db) -> Result<Vec<LastSuccess>, DbError
         .await
     })?;
     Ok(rows)
-}
-
-impl From<&GroupBackup> for BackupRun {
-    fn from(backup: &GroupBackup) -> Self {
-        Self {
-            group_id: backup.group_id.to_string(),
-            version: backup.version,
-            md5: backup.md5.clone(),
-            path: backup.path.clone(),
-            bytes: backup.bytes.and_then(|b| i64::try_from(b).ok()),
-            outcome: backup.outcome.as_str().to_owned(),
-            error: backup.error.clone(),
-            duration_ms: i64::try_from(backup.duration_ms).unwrap_or(i64::MAX),
-            started_at: backup.started_at,
-        }
-    }
-}
-
-/// Records every group's part of a backup run.
-pub async fn record_all(db: &Db, backups: &[GroupBackup]) -> Result<(), DbError> {
-    for backup in backups {
-        record(db, &BackupRun::from(backup)).await?;
-    }
-    Ok(())
 }
 
 /// How many runs each group had, by outcome.

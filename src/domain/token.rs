@@ -67,6 +67,29 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A token's name: 1 to 128 characters, not only spaces, no NUL (PostgreSQL cannot store
+/// one). The same rule for `pincher tokens create` and `POST /tokens`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenName(String);
+
+impl TokenName {
+    /// Checks `text` against the rule.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.contains('\0') {
+            Err("must not contain NUL characters".into())
+        } else if text.trim().is_empty() || text.len() > 128 {
+            Err("must be 1 to 128 characters".into())
+        } else {
+            Ok(Self(text.to_owned()))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A stored token (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiToken {
@@ -159,6 +182,14 @@ mod tests {
         );
         assert!(a.expose().starts_with(&a.prefix));
         Ok(())
+    }
+
+    #[test]
+    fn token_names_are_one_rule() {
+        assert!(TokenName::parse("ci-deploy").is_ok());
+        assert!(TokenName::parse("  ").is_err());
+        assert!(TokenName::parse("a\0b").is_err());
+        assert!(TokenName::parse(&"x".repeat(129)).is_err());
     }
 
     #[test]

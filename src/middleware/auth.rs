@@ -8,12 +8,12 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::config::AuthMode;
 use crate::db::tokens;
 use crate::domain::token::{self, ApiToken, Scope};
 use crate::metrics::METRICS;
-use crate::routes::error::ApiError;
+use crate::middleware::AppState;
+use crate::middleware::error::ApiError;
 
 /// Most tokens kept in the verified-token cache before it is emptied.
 const CACHE_CAPACITY: usize = 10_000;
@@ -57,6 +57,14 @@ impl TokenCache {
         let entries = self.entries.load();
         let (token, _) = entries.get(digest).filter(|(_, at)| at.elapsed() < ttl)?;
         Some(refusal(token, needed))
+    }
+
+    /// The name of a cached token, fresh or not.
+    fn name_of(&self, digest: &Digest) -> Option<String> {
+        self.entries
+            .load()
+            .get(digest)
+            .map(|(token, _)| token.name.clone())
     }
 
     fn put(&self, digest: Digest, token: ApiToken) {
@@ -189,6 +197,26 @@ pub async fn look_up(state: &AppState, lookup: Lookup) -> Option<Response> {
             "Bearer realm=\"pincher\", error=\"invalid_token\"",
         )),
         Err(e) => Some(ApiError::from(e).into_response()),
+    }
+}
+
+/// Who made a request that got past authentication: its token's name, or `anonymous` when
+/// authentication is disabled. For the record of what the request ran.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> String {
+    const ANONYMOUS: &str = "anonymous";
+    if state.settings.auth.mode == AuthMode::Disabled {
+        return ANONYMOUS.into();
+    }
+    let Some(presented) = bearer(headers) else {
+        return ANONYMOUS.into();
+    };
+    let digest = token::digest(presented);
+    if let Some(name) = state.tokens.name_of(&digest) {
+        return name;
+    }
+    match tokens::find_active(&state.db, &token::hex(&digest)).await {
+        Ok(Some(token)) => token.name,
+        _ => ANONYMOUS.into(),
     }
 }
 

@@ -5,8 +5,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -22,10 +22,13 @@ use tracing::Instrument;
 
 pub mod auth;
 pub mod deadline;
+pub mod error;
+mod state;
 
-use crate::app::AppState;
+pub use error::ApiError;
+pub use state::{AppState, HttpContext};
+
 use crate::metrics::METRICS;
-use crate::routes::error::ApiError;
 
 /// Header carrying the request id, taken from the client or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -33,25 +36,31 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Route label of requests that matched no route (bounded, unlike raw paths).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// Every route template of the API, for the metrics' `route` label. Built from the OpenAPI
-/// document, which holds every route the router has (see [`crate::routes::openapi`]).
-static ROUTE_TEMPLATES: LazyLock<matchit::Router<&'static str>> = LazyLock::new(|| {
-    let mut templates = matchit::Router::new();
-    for path in crate::routes::openapi::DOCUMENT.paths.paths.keys() {
-        // Each template is inserted once; the document's paths are unique keys.
-        let _ = templates.insert(path.as_str(), path.as_str());
-    }
-    templates
-});
+/// The route templates of the API, for the metrics' `route` label (bounded, unlike raw
+/// paths).
+#[derive(Debug, Clone, Default)]
+pub struct RouteTemplates(Arc<matchit::Router<&'static str>>);
 
-/// The route template `path` matches, or [`UNMATCHED_ROUTE`].
-pub fn route_template(path: &str) -> &'static str {
-    ROUTE_TEMPLATES
-        .at(path)
-        .map_or(UNMATCHED_ROUTE, |matched| *matched.value)
+impl RouteTemplates {
+    /// A table of these templates (`/services/{key}` and the like).
+    pub fn new(templates: impl IntoIterator<Item = &'static str>) -> Self {
+        let mut router = matchit::Router::new();
+        for template in templates {
+            // A template given twice is the same route; the first insert stands.
+            let _ = router.insert(template, template);
+        }
+        Self(Arc::new(router))
+    }
+
+    /// The template `path` matches, or [`UNMATCHED_ROUTE`].
+    pub fn of(&self, path: &str) -> &'static str {
+        self.0
+            .at(path)
+            .map_or(UNMATCHED_ROUTE, |matched| *matched.value)
+    }
 }
 
-/// One request counted in [`Context::requests_in_service`](crate::app::Context) until
+/// One request counted in [`HttpContext::requests_in_service`] until
 /// dropped; it holds the request's reference to its connection. Lock-free, unlike a
 /// semaphore whose release takes its waiter-list mutex: nothing ever waits here.
 struct Admitted(Connection);
@@ -92,14 +101,17 @@ impl Drop for Admitted {
 pub struct HttpService {
     state: AppState,
     router: Router,
+    templates: RouteTemplates,
 }
 
 impl HttpService {
-    /// Wraps `routes` (every route and the fallbacks) with the application's state.
-    pub fn new(routes: Router<AppState>, state: AppState) -> Self {
+    /// Wraps `routes` (every route and the fallbacks) with the application's state; requests
+    /// are labelled in the metrics by the first of `templates` their path matches.
+    pub fn new(routes: Router<AppState>, templates: RouteTemplates, state: AppState) -> Self {
         Self {
             router: routes.with_state(state.clone()),
             state,
+            templates,
         }
     }
 }
@@ -148,7 +160,7 @@ impl Service<Request> for Connection {
             token = tracing::field::Empty
         );
         let method = request.method().clone();
-        let route = route_template(request.uri().path());
+        let route = self.0.templates.of(request.uri().path());
         let limits = &self.0.state.settings.server;
         let timeout = Duration::from_secs(limits.request_timeout_secs);
         let start = match Admitted::try_new(self) {
@@ -298,16 +310,6 @@ fn headers_size(request: &Request) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_labelled_by_their_route_template() {
-        assert_eq!(route_template("/services"), "/services");
-        assert_eq!(route_template("/services/billing"), "/services/{key}");
-        assert_eq!(route_template("/status/ready"), "/status/ready");
-        assert_eq!(route_template("/"), "/");
-        assert_eq!(route_template("/services/billing/extra"), UNMATCHED_ROUTE);
-        assert_eq!(route_template("/no/such/route"), UNMATCHED_ROUTE);
-    }
 
     #[test]
     fn only_standard_methods_become_labels() {

@@ -1,11 +1,13 @@
-//! Integrations with the systems pincher reports on (AWS, Ops Manager, Chef). Plugins know
-//! nothing of HTTP or the terminal: they take settings and clients and return typed values
-//! with their own error enums. Every remote call goes through [`observe`], so it is counted
+//! Integrations with the systems pincher reports on and acts on (AWS, Ops Manager, Chef).
+//! Plugins know nothing of HTTP, the terminal, the database or each other: they take settings
+//! and clients and return typed values with their own error enums; joins of two plugins are
+//! actions. Every remote call goes through [`observe`], so it is counted
 //! and timed by plugin, operation and outcome.
 
 pub mod aws;
 pub mod chef;
 pub mod opsmanager;
+pub mod sdk;
 
 use std::future::Future;
 use std::time::Instant;

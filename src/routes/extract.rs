@@ -5,8 +5,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
 
-use super::error::ApiError;
-use crate::app::AppState;
+use crate::middleware::{ApiError, AppState};
 
 /// A JSON document from a request body with a JSON media type (`application/json` or any
 /// `application/*+json`, such as `application/merge-patch+json`), of at most
@@ -19,33 +18,58 @@ impl FromRequest<AppState> for JsonBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         check_json_content_type(req.headers())?;
-        let limit = state.settings.server.body_limit_bytes;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|e| {
-                let e = e.into_inner();
-                if e.is::<http_body_util::LengthLimitError>() {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest {
-                        detail: format!("cannot read the request body: {e}"),
-                        errors: Vec::new(),
-                    }
-                }
-            })?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
-            detail: format!("the request body is not valid JSON: {e}"),
-            errors: Vec::new(),
-        })?;
-        Ok(Self(value))
+        Ok(Self(parse_json(&read_body(req, state).await?)?))
     }
+}
+
+/// Like [`JsonBody`], but an empty body is no document.
+#[derive(Debug)]
+pub struct OptionalJsonBody(pub Option<Value>);
+
+impl FromRequest<AppState> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        check_json_content_type(&headers)?;
+        Ok(Self(Some(parse_json(&bytes)?)))
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
+        detail: format!("the request body is not valid JSON: {e}"),
+        errors: Vec::new(),
+    })
+}
+
+/// The body, refused when over `server.body_limit_bytes`.
+async fn read_body(req: Request, state: &AppState) -> Result<axum::body::Bytes, ApiError> {
+    let limit = state.settings.server.body_limit_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest {
+                    detail: format!("cannot read the request body: {e}"),
+                    errors: Vec::new(),
+                }
+            }
+        })
 }
 
 fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::middleware::AppState;
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,6 +23,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn index(State(state): State<AppState>) -> Json<Value> {
     let mut links = json!({
         "services": "/services",
+        "actions": "/actions",
+        "runs": "/runs",
         "tokens": "/tokens",
         "status": "/status",
         "live": "/status/live",

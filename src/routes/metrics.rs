@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::metrics::METRICS;
+use crate::middleware::AppState;
 
 /// Content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -39,8 +39,8 @@ pub fn standalone(state: AppState) -> Router {
     tag = "meta",
     responses(
         (status = 200, description = "Every metric", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "metrics.token is set and the request did not send it", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "metrics.listen moved /metrics to its own address", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 401, description = "metrics.token is set and the request did not send it", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "metrics.listen moved /metrics to its own address", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn metrics(
@@ -49,7 +49,7 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Response {
     if state.settings.metrics.listen.is_some() && own_listener.is_none() {
-        return crate::routes::error::ApiError::NotFound(
+        return crate::middleware::error::ApiError::NotFound(
             "/metrics is served on its own address (metrics.listen)".into(),
         )
         .into_response();
@@ -61,7 +61,7 @@ async fn metrics(
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
-            let mut response = crate::routes::error::ApiError::Unauthorized(
+            let mut response = crate::middleware::error::ApiError::Unauthorized(
                 "a valid bearer token is required to read /metrics".into(),
             )
             .into_response();

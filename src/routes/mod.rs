@@ -1,21 +1,26 @@
 //! The HTTP face: one router merging each resource's routes, wrapped in the middleware stack.
 
+pub mod actions;
 pub mod backups;
-pub mod error;
 pub mod extract;
 pub mod index;
 pub mod metrics;
 pub mod openapi;
 pub mod reports;
+pub mod runs;
 pub mod services;
 pub mod status;
 pub mod tokens;
 
 use axum::Router;
 
-use crate::app::AppState;
-use crate::middleware;
-use error::ApiError;
+use crate::middleware::{self, ApiError, AppState, RouteTemplates};
+
+/// Every route template of the API, from the OpenAPI document (which holds every route the
+/// router has, see [`openapi`]).
+pub fn route_templates() -> RouteTemplates {
+    RouteTemplates::new(openapi::DOCUMENT.paths.paths.keys().map(String::as_str))
+}
 
 /// The whole application, ready to serve with `axum::serve`.
 pub fn router(state: AppState) -> middleware::HttpService {
@@ -23,5 +28,26 @@ pub fn router(state: AppState) -> middleware::HttpService {
     let routes = routes
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    middleware::HttpService::new(routes, state)
+    middleware::HttpService::new(routes, route_templates(), state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::middleware::UNMATCHED_ROUTE;
+
+    #[test]
+    fn paths_are_labelled_by_their_route_template() {
+        let templates = route_templates();
+        assert_eq!(templates.of("/services"), "/services");
+        assert_eq!(templates.of("/services/billing"), "/services/{key}");
+        assert_eq!(templates.of("/status/ready"), "/status/ready");
+        assert_eq!(templates.of("/"), "/");
+        assert_eq!(
+            templates.of("/runs/0190c3a6-0000-7000-8000-000000000000"),
+            "/runs/{id}"
+        );
+        assert_eq!(templates.of("/services/billing/extra"), UNMATCHED_ROUTE);
+        assert_eq!(templates.of("/no/such/route"), UNMATCHED_ROUTE);
+    }
 }

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::middleware::AppState;
 
 /// Top-level information of the document.
 #[derive(OpenApi)]
@@ -23,13 +23,18 @@ use crate::app::AppState;
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerScheme),
-    components(schemas(super::error::Problem, crate::domain::FieldError)),
+    components(schemas(
+        crate::middleware::error::Problem,
+        crate::domain::FieldError,
+        crate::domain::run::Run
+    )),
     tags(
         (name = "meta", description = "Index, health probes, metrics and this document"),
         (name = "services", description = "The registry of services"),
         (name = "tokens", description = "API tokens (admin scope)"),
         (name = "backups", description = "Ops Manager automation-config backups"),
-        (name = "reports", description = "AWS inventory and cost reports")
+        (name = "reports", description = "AWS inventory and cost reports"),
+        (name = "actions", description = "The actions, their runs, and the record of every run")
     )
 )]
 struct ApiDoc;
@@ -64,6 +69,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::tokens::router())
         .merge(super::backups::router())
         .merge(super::reports::router())
+        .merge(super::actions::router())
+        .merge(super::runs::router())
 }
 
 /// The document, built once.

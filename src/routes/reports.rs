@@ -1,4 +1,4 @@
-//! `/reports/aws/*`: the AWS reports over HTTP, through the same plugin functions as the CLI,
+//! `/reports/*`: the report actions over HTTP — their params read from the query string —
 //! as JSON (the default), CSV, Markdown, HTML or a text table by `format=` or `Accept`.
 
 use std::collections::BTreeMap;
@@ -13,20 +13,21 @@ use utoipa::openapi::{self, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
-use crate::app::AppState;
-use crate::db::services as repo;
-use crate::domain::service::{ServiceFilter, ServiceKey};
+use crate::actions::chef_reconcile::ChefReconcile;
+use crate::actions::cost_report::{self, CostReport};
+use crate::actions::ec2_report::Ec2Report;
+use crate::actions::lambda_report::LambdaReport;
+use crate::actions::organizations_report::OrganizationsReport;
+use crate::actions::params::from_query;
+use crate::actions::rds_report::RdsReport;
+use crate::actions::runner::execute;
+use crate::actions::service_report::ServiceReport;
+use crate::actions::{Action, ActionError, Preapproved, RunOptions, Valid};
+use crate::domain::ValidationErrors;
+use crate::domain::run::Trigger;
+use crate::middleware::{ApiError, AppState};
 use crate::plugins::NoProgress;
-use crate::plugins::aws::ce;
-use crate::plugins::aws::ec2::{self, Ec2Query};
-use crate::plugins::aws::lambdas::{self, LambdaQuery};
-use crate::plugins::aws::organizations;
-use crate::plugins::aws::rds::{self, RdsQuery};
-use crate::plugins::aws::{
-    AccountSelection, AwsError, RegionSelection, ServiceMatcher, Targets, parse_tag,
-};
-use crate::render::{Extras, ReportFormat, Templates, chart, render_report};
+use crate::render::{Extras, ReportFormat, render_report};
 use crate::report::{Completeness, Report, Tabular};
 
 /// The responses every AWS report route documents: the report in each format, or a problem.
@@ -87,27 +88,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(chef_reconcile))
 }
 
-impl From<AwsError> for ApiError {
-    fn from(e: AwsError) -> Self {
-        match e {
-            AwsError::Invalid(detail) => Self::BadRequest {
-                detail,
-                errors: Vec::new(),
-            },
-            other => {
-                tracing::warn!(error = %other, "AWS could not be read");
-                Self::Unavailable(format!("AWS could not be read: {other}"))
-            }
-        }
-    }
-}
-
-/// The query parameters every report takes (documentation; `ReportParams` parses them).
+/// The query parameters every AWS report takes (documentation; the action's params parse
+/// them).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[expect(
     dead_code,
-    reason = "documents the parameters that ReportParams parses"
+    reason = "documents the parameters that the report actions' params parse"
 )]
 struct TargetQuery {
     /// json (default), csv, markdown, html or table; or use Accept.
@@ -122,93 +109,84 @@ struct TargetQuery {
     all_accounts: Option<bool>,
 }
 
-/// The parameters every AWS report takes, and the ones left for the report itself.
-struct ReportParams {
-    targets: Targets,
-    format: ReportFormat,
-    rest: Vec<(String, String)>,
-}
-
-fn list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn flag(name: &str, value: &str) -> Result<bool, ApiError> {
-    match value {
-        "" | "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(ApiError::bad_parameter(name, "expected true or false")),
+/// A 400 naming each query parameter at fault.
+fn bad_query(errors: ValidationErrors) -> ApiError {
+    let detail = errors
+        .0
+        .iter()
+        .map(|e| format!("invalid query parameter {}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    ApiError::BadRequest {
+        detail,
+        errors: errors.0,
     }
 }
 
-impl ReportParams {
-    fn parse(raw: Option<&str>, headers: &HeaderMap) -> Result<Self, ApiError> {
-        let mut format = None;
-        let mut region = Vec::new();
-        let mut all_regions = false;
-        let mut accounts = Vec::new();
-        let mut all_accounts = false;
-        let mut rest = Vec::new();
-        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-            match key.as_ref() {
-                "format" => format = Some(value.into_owned()),
-                "region" | "regions" => region.extend(list(&value)),
-                "all_regions" => all_regions = flag("all_regions", &value)?,
-                "accounts" | "account" => accounts.extend(list(&value)),
-                "all_accounts" => all_accounts = flag("all_accounts", &value)?,
-                _ => rest.push((key.into_owned(), value.into_owned())),
-            }
+/// The response format (from `format=` or `Accept`) and the params of `A` (the rest of the
+/// query).
+pub fn query_params<A: Action>(
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(ReportFormat, Valid<A::Params>), ApiError> {
+    let mut format = None;
+    let mut rest = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if key == "format" {
+            format = Some(value.into_owned());
+        } else {
+            rest.push((key.into_owned(), value.into_owned()));
         }
-        if all_regions && !region.is_empty() {
-            return Err(ApiError::bad_parameter(
-                "all_regions",
-                "give either all_regions or regions, not both",
-            ));
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = ReportFormat::negotiate(format.as_deref(), accept)
+        .map_err(|m| ApiError::bad_parameter("format", m))?;
+    let params = from_query::<A::Params>(&rest)
+        .and_then(Valid::from_json)
+        .map_err(bad_query)?;
+    Ok((format, params))
+}
+
+/// Runs a report action for a request (not recorded) and maps its failure to a problem.
+async fn run_report<A: Action>(
+    state: &AppState,
+    params: &Valid<A::Params>,
+) -> Result<A::Outcome, ApiError> {
+    let options = RunOptions {
+        trigger: Trigger::Http,
+        actor: "http".into(),
+        dry_run: false,
+        record: false,
+    };
+    execute::<A>(&state.app, params, &options, &NoProgress, &Preapproved)
+        .await
+        .result
+        .map_err(report_error)
+}
+
+/// A report action's failure as a problem: bad params are the query's fault (400).
+fn report_error(e: ActionError) -> ApiError {
+    match e {
+        ActionError::Invalid(errors) => bad_query(errors),
+        ActionError::NotFound(detail) => ApiError::NotFound(detail),
+        ActionError::NotConfigured(detail) | ActionError::Refused(detail) => {
+            ApiError::Conflict(detail)
         }
-        if all_accounts && !accounts.is_empty() {
-            return Err(ApiError::bad_parameter(
-                "all_accounts",
-                "give either all_accounts or accounts, not both",
-            ));
+        ActionError::Declined => ApiError::Conflict(e.to_string()),
+        ActionError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "a report could not be read");
+            ApiError::Unavailable(detail)
         }
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-        let format = ReportFormat::negotiate(format.as_deref(), accept)
-            .map_err(|m| ApiError::bad_parameter("format", m))?;
-        Ok(Self {
-            targets: Targets {
-                accounts: if all_accounts {
-                    AccountSelection::All
-                } else if accounts.is_empty() {
-                    AccountSelection::Current
-                } else {
-                    AccountSelection::Listed(accounts)
-                },
-                regions: if all_regions {
-                    RegionSelection::AllEnabled
-                } else if region.is_empty() {
-                    RegionSelection::Home
-                } else {
-                    RegionSelection::Listed(region)
-                },
-            },
-            format,
-            rest,
-        })
+        ActionError::Internal(detail) => ApiError::Internal(detail),
     }
 }
 
-fn unknown(name: &str, expected: &str) -> ApiError {
-    ApiError::bad_parameter(
-        name,
-        format!(
-            "unknown parameter; expected {expected}, format, region(s), all_regions, accounts or all_accounts"
-        ),
-    )
+fn completeness_value(completeness: Completeness) -> HeaderValue {
+    HeaderValue::from_static(match completeness {
+        Completeness::Complete => "complete",
+        Completeness::Partial => "partial",
+        Completeness::Failed => "failed",
+    })
 }
 
 /// Renders a report as the negotiated format.
@@ -222,23 +200,36 @@ where
     R: Tabular + Serialize,
     S: Serialize,
 {
-    let templates = Templates::new(state.settings.templates_dir.as_deref())
+    let body = render_report(report, format, &state.templates, extras)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let body = render_report(report, format, &templates, extras)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let completeness = match report.completeness() {
-        Completeness::Complete => "complete",
-        Completeness::Partial => "partial",
-        Completeness::Failed => "failed",
-    };
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    headers.insert(COMPLETENESS_HEADER, HeaderValue::from_static(completeness));
+    headers.insert(
+        COMPLETENESS_HEADER,
+        completeness_value(report.completeness()),
+    );
     Ok(response)
+}
+
+/// Runs the report action `A` on the request's query and renders its report.
+async fn report<A, R, S>(
+    state: &AppState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    extras: impl FnOnce(&Report<R, S>) -> Extras,
+) -> Result<Response, ApiError>
+where
+    A: Action<Outcome = Report<R, S>>,
+    R: Tabular + Serialize + Send + Sync + 'static,
+    S: Serialize + Send + Sync + 'static,
+{
+    let (format, params) = query_params::<A>(raw, headers)?;
+    let report = run_report::<A>(state, &params).await?;
+    respond(state, &report, format, &extras(&report))
 }
 
 /// EC2 instances across accounts and regions.
@@ -263,39 +254,7 @@ async fn ec2_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    let mut query = Ec2Query {
-        targets: params.targets,
-        ..Ec2Query::default()
-    };
-    let mut service = None;
-    for (key, value) in params.rest {
-        match key.as_str() {
-            "state" => query.states.extend(list(&value)),
-            "type" => query.types.extend(list(&value)),
-            "tag" => query
-                .tags
-                .push(parse_tag(&value).map_err(|m| ApiError::bad_parameter("tag", m))?),
-            "service" => service = Some(value),
-            "tags" => query.include_tags = flag("tags", &value)?,
-            other => return Err(unknown(other, "state, type, tag, service, tags")),
-        }
-    }
-    if let Some(name) = service {
-        let key = ServiceKey::parse(&name).map_err(|m| ApiError::bad_parameter("service", m))?;
-        let found = repo::get(&state.db, &key).await.map_err(|e| match e {
-            crate::db::DbError::NotFound(_) => {
-                ApiError::bad_parameter("service", format!("no registered service {name:?}"))
-            }
-            other => other.into(),
-        })?;
-        query.service = Some((found.name, found.tags));
-    }
-    let services = repo::list_all(&state.db, &ServiceFilter::default()).await?;
-    let aws = state.aws.get(&state.settings.aws).await;
-    let report =
-        ec2::instance_report(aws, &query, &ServiceMatcher::new(&services), &NoProgress).await?;
-    respond(&state, &report, params.format, &Extras::default())
+    report::<Ec2Report, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
 }
 
 /// RDS DB instances across accounts and regions.
@@ -318,26 +277,7 @@ async fn rds_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    let mut query = RdsQuery {
-        targets: params.targets,
-        ..RdsQuery::default()
-    };
-    for (key, value) in params.rest {
-        match key.as_str() {
-            "engine" => query.engines.extend(list(&value)),
-            "tag" => query
-                .tags
-                .push(parse_tag(&value).map_err(|m| ApiError::bad_parameter("tag", m))?),
-            "service" => query.service = Some(value),
-            other => return Err(unknown(other, "engine, tag, service")),
-        }
-    }
-    let services = repo::list_all(&state.db, &ServiceFilter::default()).await?;
-    let aws = state.aws.get(&state.settings.aws).await;
-    let report =
-        rds::instance_report(aws, &query, &ServiceMatcher::new(&services), &NoProgress).await?;
-    respond(&state, &report, params.format, &Extras::default())
+    report::<RdsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
 }
 
 /// Lambda functions, deprecated runtimes flagged.
@@ -347,7 +287,9 @@ async fn rds_report(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        TargetQuery
+        TargetQuery,
+        ("runtime" = Option<String>, Query, description = "Comma-separated runtimes"),
+        ("deprecated" = Option<bool>, Query, description = "Only functions on deprecated runtimes")
     ),
     responses(AwsReportResponses)
 )]
@@ -357,21 +299,7 @@ async fn lambda_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    let mut query = LambdaQuery {
-        targets: params.targets,
-        ..LambdaQuery::default()
-    };
-    for (key, value) in params.rest {
-        match key.as_str() {
-            "runtime" => query.runtimes.extend(list(&value)),
-            "deprecated" => query.deprecated_only = flag("deprecated", &value)?,
-            other => return Err(unknown(other, "runtime, deprecated")),
-        }
-    }
-    let aws = state.aws.get(&state.settings.aws).await;
-    let report = lambdas::function_report(aws, &query, &NoProgress).await?;
-    respond(&state, &report, params.format, &Extras::default())
+    report::<LambdaReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
 }
 
 /// Accounts of the organization with their OU path.
@@ -380,9 +308,7 @@ async fn lambda_report(
     path = "/reports/aws/organizations",
     tag = "reports",
     security(("bearer" = [])),
-    params(
-        TargetQuery
-    ),
+    params(("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept")),
     responses(AwsReportResponses)
 )]
 #[tracing::instrument(skip_all)]
@@ -391,33 +317,8 @@ async fn organizations_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    if let Some((other, _)) = params.rest.first() {
-        return Err(unknown(other, "no report-specific parameters"));
-    }
-    let aws = state.aws.get(&state.settings.aws).await;
-    let report = organizations::account_report(aws, &NoProgress).await?;
-    respond(&state, &report, params.format, &Extras::default())
-}
-
-fn parse_date(name: &str, value: &str) -> Result<time::Date, ApiError> {
-    time::Date::parse(
-        value,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|e| ApiError::bad_parameter(name, format!("expected YYYY-MM-DD: {e}")))
-}
-
-/// The registered services that have tags, as (name, tags).
-async fn tagged_services(
-    state: &AppState,
-) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, ApiError> {
-    Ok(repo::list_all(&state.db, &ServiceFilter::default())
-        .await?
-        .into_iter()
-        .filter(|s| !s.tags.is_empty())
-        .map(|s| (s.name, s.tags))
-        .collect())
+    report::<OrganizationsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default())
+        .await
 }
 
 /// Cost Explorer: cost for a period, grouped, with change and top movers.
@@ -427,12 +328,12 @@ async fn tagged_services(
     tag = "reports",
     security(("bearer" = [])),
     params(
-        TargetQuery,
+        ("format" = Option<String>, Query, description = "json (default), csv, markdown, html or table; or use Accept"),
         ("start" = Option<String>, Query, description = "First day (YYYY-MM-DD)"),
         ("end" = Option<String>, Query, description = "First day not included (YYYY-MM-DD)"),
         ("granularity" = Option<String>, Query, description = "daily or monthly"),
         ("metric" = Option<String>, Query, description = "UnblendedCost, AmortizedCost, NetUnblendedCost, …"),
-        ("group_by" = Option<String>, Query, description = "service, account, region, tag:KEY or registered_service"),
+        ("group_by" = Option<String>, Query, description = "service, account, region, tag:KEY or registered-service"),
         ("forecast" = Option<bool>, Query, description = "Add a forecast through GetCostForecast")
     ),
     responses(AwsReportResponses)
@@ -443,85 +344,7 @@ async fn cost_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    let defaults = ce::default_period(time::OffsetDateTime::now_utc().date());
-    let mut query = ce::CeQuery {
-        period: defaults,
-        granularity: ce::Granularity::Monthly,
-        metric: "UnblendedCost".into(),
-        group_by: None,
-        forecast: false,
-    };
-    for (key, value) in params.rest {
-        match key.as_str() {
-            "start" => query.period.start = parse_date("start", &value)?,
-            "end" => query.period.end = parse_date("end", &value)?,
-            "granularity" => {
-                query.granularity = ce::Granularity::parse(&value)
-                    .map_err(|e| ApiError::bad_parameter("granularity", e.to_string()))?;
-            }
-            "metric" => query.metric = value,
-            "group_by" => {
-                query.group_by = Some(
-                    ce::GroupBy::parse(&value)
-                        .map_err(|e| ApiError::bad_parameter("group_by", e.to_string()))?,
-                );
-            }
-            "forecast" => query.forecast = flag("forecast", &value)?,
-            other => {
-                return Err(unknown(
-                    other,
-                    "start, end, granularity, metric, group_by, forecast",
-                ));
-            }
-        }
-    }
-    if let Err(e) = query.validate() {
-        let name = if ce::METRICS.contains(&query.metric.as_str()) {
-            "end"
-        } else {
-            "metric"
-        };
-        return Err(ApiError::bad_parameter(name, e.to_string()));
-    }
-    let services = if query.group_by == Some(ce::GroupBy::RegisteredService) {
-        tagged_services(&state).await?
-    } else {
-        Vec::new()
-    };
-    let aws = state.aws.get(&state.settings.aws).await;
-    let report = ce::cost_report(aws, &query, &services, &NoProgress).await?;
-    let extras = Extras {
-        chart_svg: Some(chart::cost_over_time(
-            &ce::cost_over_time(&report.rows),
-            &report.summary.unit,
-        )),
-    };
-    respond(&state, &report, params.format, &extras)
-}
-
-/// What `GET /services/{key}/report` returns: the service, its resources found by its tags,
-/// and its cost for the period.
-#[derive(Debug, Serialize)]
-pub struct ServiceReport {
-    /// The registered service.
-    pub service: crate::domain::service::Service,
-    /// Its EC2 instances.
-    pub ec2: Report<ec2::Ec2Row, ec2::Ec2Summary>,
-    /// Its RDS DB instances.
-    pub rds: Report<rds::RdsRow, rds::RdsSummary>,
-    /// Its cost (Cost Explorer filtered on all of its tags).
-    pub cost: Report<ce::CostRow, ce::CostSummary>,
-}
-
-fn worst(completeness: &[Completeness]) -> &'static str {
-    if completeness.iter().all(|c| *c == Completeness::Complete) {
-        "complete"
-    } else if completeness.iter().all(|c| *c == Completeness::Failed) {
-        "failed"
-    } else {
-        "partial"
-    }
+    report::<CostReport, _, _>(&state, raw.as_deref(), &headers, cost_report::chart).await
 }
 
 /// A registered service's resources (found by its tags) and its cost for the period.
@@ -538,11 +361,11 @@ fn worst(completeness: &[Completeness]) -> &'static str {
     ),
     responses(
         (status = 200, description = "The service, its EC2 and RDS resources and its cost", body = Object),
-        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "AWS or the database could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad parameter, named in errors", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "AWS or the database could not be read at all", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all, fields(service = %key))]
@@ -552,62 +375,42 @@ async fn service_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    if params.format != ReportFormat::Json {
+    let not_found = || ApiError::NotFound(format!("service {key:?} not found"));
+    let mut query = raw.unwrap_or_default();
+    if !query.is_empty() {
+        query.push('&');
+    }
+    query.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("service", &key)
+            .finish(),
+    );
+    let (format, params) =
+        query_params::<ServiceReport>(Some(&query), &headers).map_err(|e| match &e {
+            ApiError::BadRequest { errors, .. } if errors.iter().any(|f| f.field == "service") => {
+                not_found()
+            }
+            _ => e,
+        })?;
+    if format != ReportFormat::Json {
         return Err(ApiError::bad_parameter(
             "format",
             "the service report is JSON only",
         ));
     }
-    let mut period = ce::default_period(time::OffsetDateTime::now_utc().date());
-    for (name, value) in params.rest {
-        match name.as_str() {
-            "start" => period.start = parse_date("start", &value)?,
-            "end" => period.end = parse_date("end", &value)?,
-            other => return Err(unknown(other, "start, end")),
-        }
-    }
-    let key = ServiceKey::parse(&key)
-        .map_err(|_| ApiError::NotFound(format!("service {key:?} not found")))?;
-    let service = repo::get(&state.db, &key).await?;
-    let matcher = ServiceMatcher::new(&repo::list_all(&state.db, &ServiceFilter::default()).await?);
-    let aws = state.aws.get(&state.settings.aws).await;
-    let ec2_query = Ec2Query {
-        targets: params.targets.clone(),
-        service: Some((service.name.clone(), service.tags.clone())),
-        ..Ec2Query::default()
-    };
-    let rds_query = RdsQuery {
-        targets: params.targets,
-        service: Some(service.name.clone()),
-        ..RdsQuery::default()
-    };
-    let cost_query = ce::CeQuery {
-        period,
-        granularity: ce::Granularity::Monthly,
-        metric: "UnblendedCost".into(),
-        group_by: Some(ce::GroupBy::RegisteredService),
-        forecast: false,
-    };
-    let ec2 = ec2::instance_report(aws, &ec2_query, &matcher, &NoProgress).await?;
-    let rds = rds::instance_report(aws, &rds_query, &matcher, &NoProgress).await?;
-    let services = if service.tags.is_empty() {
-        Vec::new()
-    } else {
-        vec![(service.name.clone(), service.tags.clone())]
-    };
-    let cost = ce::cost_report(aws, &cost_query, &services, &NoProgress).await?;
-    let completeness = worst(&[ec2.completeness(), rds.completeness(), cost.completeness()]);
-    let mut response = axum::Json(ServiceReport {
-        service,
-        ec2,
-        rds,
-        cost,
-    })
-    .into_response();
+    let outcome = run_report::<ServiceReport>(&state, &params)
+        .await
+        .map_err(|e| match &e {
+            ApiError::BadRequest { errors, .. } if errors.iter().any(|f| f.field == "service") => {
+                not_found()
+            }
+            _ => e,
+        })?;
+    let completeness = completeness_value(outcome.completeness());
+    let mut response = axum::Json(outcome).into_response();
     response
         .headers_mut()
-        .insert(COMPLETENESS_HEADER, HeaderValue::from_static(completeness));
+        .insert(COMPLETENESS_HEADER, completeness);
     Ok(response)
 }
 
@@ -630,11 +433,11 @@ async fn service_report(
             (String = "text/html"),
             (String = "text/plain")
         )),
-        (status = 400, description = "Bad parameter, named in errors", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Chef is not configured", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Chef or AWS could not be read at all", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 400, description = "Bad parameter, named in errors", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Chef is not configured", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Chef or AWS could not be read at all", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -643,34 +446,5 @@ async fn chef_reconcile(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = ReportParams::parse(raw.as_deref(), &headers)?;
-    let mut environment = None;
-    for (key, value) in params.rest {
-        match key.as_str() {
-            "environment" => environment = Some(value),
-            other => return Err(unknown(other, "environment")),
-        }
-    }
-    if state.settings.chef.server_url.is_none() {
-        return Err(ApiError::Conflict(
-            "Chef is not configured: set chef.server_url, chef.client_name and chef.client_key"
-                .into(),
-        ));
-    }
-    let chef = crate::plugins::chef::ChefClient::from_settings(&state.settings.chef)
-        .map_err(|e| ApiError::Unavailable(format!("cannot use the Chef settings: {e}")))?;
-    let aws = state.aws.get(&state.settings.aws).await;
-    let report = crate::plugins::chef::reconcile::reconcile_live(
-        &chef,
-        aws,
-        &params.targets,
-        environment.as_deref(),
-        &NoProgress,
-    )
-    .await
-    .map_err(|e| {
-        tracing::warn!(error = %e, "reconcile failed");
-        ApiError::Unavailable(e.to_string())
-    })?;
-    respond(&state, &report, params.format, &Extras::default())
+    report::<ChefReconcile, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
 }

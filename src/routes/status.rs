@@ -9,8 +9,8 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::health::{HEALTH_JSON, Health, HealthStatus};
+use crate::middleware::AppState;
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -44,7 +44,7 @@ fn health_response(code: StatusCode, body: serde_json::Value) -> Response {
     )
 )]
 async fn status(State(state): State<AppState>) -> Response {
-    let health: Health = state.health.get(&state).await;
+    let health: Health = state.health.get(&state.app).await;
     let code = if health.status == HealthStatus::Fail {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

@@ -9,12 +9,12 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
 use super::extract::JsonBody;
-use crate::app::AppState;
 use crate::db::tokens as repo;
-use crate::domain::token::{self, ApiToken, Scope};
+use crate::domain::token::{self, ApiToken, Scope, TokenName};
 use crate::domain::{FieldError, ValidationErrors};
+use crate::middleware::AppState;
+use crate::middleware::error::ApiError;
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,14 +51,15 @@ pub struct CreatedToken {
 /// Every token, revoked ones included (never their secrets).
 #[utoipa::path(
     get,
+    operation_id = "list_tokens",
     path = "/tokens",
     tag = "tokens",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tokens", body = Vec<ApiToken>),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApiToken>>, ApiError> {
@@ -66,7 +67,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApiToken>>, ApiE
 }
 
 /// Parses a token request: `{"name": "...", "scope": "read|write|admin"}`.
-pub fn parse_request(body: &Value) -> Result<(String, Scope), ValidationErrors> {
+pub fn parse_request(body: &Value) -> Result<(TokenName, Scope), ValidationErrors> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
         return Err(ValidationErrors(vec![FieldError::new(
@@ -80,15 +81,9 @@ pub fn parse_request(body: &Value) -> Result<(String, Scope), ValidationErrors> 
         }
     }
     let name = match obj.get("name") {
-        Some(Value::String(s)) if s.contains('\0') => {
-            errors.push(FieldError::new("name", "must not contain NUL characters"));
-            None
-        }
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 128 => Some(s.clone()),
-        Some(Value::String(_)) => {
-            errors.push(FieldError::new("name", "must be 1 to 128 characters"));
-            None
-        }
+        Some(Value::String(s)) => TokenName::parse(s)
+            .map_err(|m| errors.push(FieldError::new("name", m)))
+            .ok(),
         None | Some(Value::Null) => {
             errors.push(FieldError::new("name", "is required"));
             None
@@ -120,20 +115,21 @@ pub fn parse_request(body: &Value) -> Result<(String, Scope), ValidationErrors> 
 /// Creates a token; its secret is in this response only.
 #[utoipa::path(
     post,
+    operation_id = "create_token",
     path = "/tokens",
     tag = "tokens",
     security(("bearer" = [])),
     request_body(content = TokenRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The token and its record", body = CreatedToken),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not JSON", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, each named", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not JSON", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unknown fields, each named", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn create(
@@ -142,7 +138,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let (name, scope) = parse_request(&body)?;
     let new = token::generate().map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
-    let record = repo::create(&state.db, &name, scope, &new.hash, &new.prefix).await?;
+    let record = repo::create(&state.db, name.as_str(), scope, &new.hash, &new.prefix).await?;
     tracing::info!(token = %record.name, scope = %record.scope, "token created");
     Ok((
         StatusCode::CREATED,
@@ -163,10 +159,10 @@ async fn create(
     params(("key" = String, Path, description = "Token id or name")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing or invalid token", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such service", body = crate::routes::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::routes::error::Problem, content_type = "application/problem+json")
+        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn revoke(

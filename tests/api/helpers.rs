@@ -2,9 +2,9 @@
 
 use std::sync::Once;
 
-use pincher::app::AppState;
 use pincher::config::{DatabaseUrl, Settings};
 use pincher::domain::token::Scope;
+use pincher::middleware::AppState;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::Value;
 

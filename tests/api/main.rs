@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod actions;
 mod auth;
 mod helpers;
 mod index;

@@ -116,3 +116,23 @@ fn no_route_is_registered_outside_the_document() {
         offenders.join("\n")
     );
 }
+
+#[tokio::test]
+async fn operation_ids_are_unique() {
+    let (_app, doc) = document().await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id:?} of {method} {path} is also {other}'s");
+            }
+        }
+    }
+    for name in ["Run", "TargetResult", "ActionInfo", "RunList"] {
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "schema {name}"
+        );
+    }
+}

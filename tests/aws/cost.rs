@@ -465,7 +465,7 @@ async fn daily_cost_by_tag_with_another_metric() {
     let usage = pincher.run(&[
         "aws", "ce", "report", "--metric", "Dollars", "--output", "json",
     ]);
-    assert_eq!(usage.status.code(), Some(1));
+    assert_eq!(usage.status.code(), Some(2), "a bad value is a usage error");
     assert!(
         stderr(&usage).contains("UnblendedCost"),
         "{}",

@@ -344,7 +344,11 @@ async fn every_filter_narrows_the_rows() {
         "--output",
         "json",
     ]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "an unknown service is a usage error"
+    );
     assert!(
         stderr(&missing).contains("not found"),
         "{}",

@@ -21,11 +21,24 @@ pub struct Pincher {
 impl Pincher {
     /// A new organization with `members` member accounts.
     pub async fn new(members: usize) -> Self {
+        Self::on(Backend::Sqlite, members).await
+    }
+
+    /// A new organization with `members` member accounts, and a database on `backend`.
+    pub async fn on(backend: Backend, members: usize) -> Self {
         Self {
             org: MotoOrg::create(members).await,
-            database: TestDatabase::create(Backend::Sqlite).await,
+            database: TestDatabase::create(backend).await,
             endpoint: None,
         }
+    }
+
+    /// Creates a token with `scope` ("read", "write" or "admin") and returns it.
+    pub fn token(&self, scope: &str) -> String {
+        let name = format!("aws-tests-{scope}-{}", uuid::Uuid::new_v4().simple());
+        self.ok(&["tokens", "create", "--name", &name, "--scope", scope])
+            .trim()
+            .to_owned()
     }
 
     /// A `pincher` command with a clean environment.
@@ -76,10 +89,15 @@ impl Pincher {
         serde_json::from_str(&self.ok(&args)).expect("JSON output")
     }
 
-    /// Starts `pincher serve --port 0`; the server stops when the guard drops.
+    /// Starts `pincher serve --port 0` with a read token; the server stops when the guard
+    /// drops.
     pub fn serve(&self) -> Server {
-        let name = format!("aws-tests-{}", uuid::Uuid::new_v4().simple());
-        let token = self.ok(&["tokens", "create", "--name", &name, "--scope", "read"]);
+        self.serve_as("read")
+    }
+
+    /// Starts `pincher serve --port 0`, its client holding a token of `scope`.
+    pub fn serve_as(&self, scope: &str) -> Server {
+        let token = self.token(scope);
         let mut child = self
             .command()
             .args(["--log-format", "json", "serve", "--port", "0"])

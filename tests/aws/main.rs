@@ -8,3 +8,4 @@ mod cost;
 mod ec2;
 mod harness;
 mod inventory;
+mod power;

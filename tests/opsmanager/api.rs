@@ -1,8 +1,8 @@
 //! `GET` and `POST /backups/opsmanager`, served in process on port 0.
 
-use pincher::app::AppState;
 use pincher::config::{DatabaseUrl, Settings};
 use pincher::domain::token::Scope;
+use pincher::middleware::AppState;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -51,17 +51,23 @@ both_backends! {
         let (app, client) = spawn_app(&env, |_| {}).await;
 
         let response = client.post(format!("{app}/backups/opsmanager?all_groups=true")).send().await.expect("send");
-        assert_eq!(response.status().as_u16(), 200);
-        let body: Value = response.json().await.expect("json");
+        assert_eq!(response.status().as_u16(), 201);
+        let run: Value = response.json().await.expect("json");
+        assert_eq!(run["action"], "opsmanager.backup");
+        assert_eq!(run["outcome"], "partial", "{run}");
+        let body = &run["output"];
         assert_eq!(body["completeness"], "partial", "{body}");
         let outcomes: Vec<_> = body["results"].as_array().expect("array").iter().map(|r| r["outcome"].clone()).collect();
         assert_eq!(outcomes, vec![json!("stored"), json!("stored"), json!("failed")]);
+        let targets: Vec<_> = run["results"].as_array().expect("array").iter().map(|r| r["result"].clone()).collect();
+        assert_eq!(targets, vec![json!("changed"), json!("changed"), json!("failed")]);
         assert!(env.expected_path(&ids[0]).is_file());
 
         let again = client.post(format!("{app}/backups/opsmanager?group={}", ids[0])).send().await.expect("send");
         let again: Value = again.json().await.expect("json");
-        assert_eq!(again["completeness"], "complete");
-        assert_eq!(again["results"][0]["outcome"], "unchanged");
+        assert_eq!(again["output"]["completeness"], "complete");
+        assert_eq!(again["output"]["results"][0]["outcome"], "unchanged");
+        assert_eq!(again["results"][0]["result"], "unchanged");
 
         let listed: Value = client.get(format!("{app}/backups/opsmanager")).send().await.expect("send").json().await.expect("json");
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(2), "{listed}");
@@ -103,19 +109,26 @@ async fn bad_input_and_missing_configuration_are_problems() {
         .await
         .expect("send");
     assert_eq!(bad.status().as_u16(), 400);
+    let bad_post = client
+        .post(format!("{app}/backups/opsmanager?group=../etc"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad_post.status().as_u16(), 400);
     let none = client
         .post(format!("{app}/backups/opsmanager"))
         .send()
         .await
         .expect("send");
-    assert_eq!(none.status().as_u16(), 400);
-    let problem: Value = none.json().await.expect("json");
+    assert_eq!(none.status().as_u16(), 201, "the run is recorded, failed");
+    let run: Value = none.json().await.expect("json");
+    assert_eq!(run["outcome"], "failed", "{run}");
     assert!(
-        problem["detail"]
+        run["error"]
             .as_str()
             .unwrap_or_default()
             .contains("opsmanager.group_ids"),
-        "{problem}"
+        "{run}"
     );
 
     let (unconfigured, client) = spawn_app(&env, |s| s.opsmanager.base_url = None).await;
@@ -124,19 +137,49 @@ async fn bad_input_and_missing_configuration_are_problems() {
         .send()
         .await
         .expect("send");
-    assert_eq!(
-        response.status().as_u16(),
-        409,
-        "not configured is no server error"
-    );
-    let problem: Value = response.json().await.expect("json");
+    assert_eq!(response.status().as_u16(), 201);
+    let run: Value = response.json().await.expect("json");
+    assert_eq!(run["outcome"], "failed", "{run}");
     assert!(
-        problem["detail"]
+        run["error"]
             .as_str()
             .unwrap_or_default()
             .contains("opsmanager.base_url"),
-        "{problem}"
+        "{run}"
     );
+}
+
+both_backends! {
+    async fn a_backup_slower_than_the_request_timeout_is_answered_202_and_ends_ok(backend) {
+        let env = Env::new(backend, 2).await;
+        let ids = env.fake.group_ids();
+        env.fake.set_latency(std::time::Duration::from_millis(700));
+        let (app, client) = spawn_app(&env, |s| s.server.request_timeout_secs = 1).await;
+
+        let started = std::time::Instant::now();
+        let response = client.post(format!("{app}/backups/opsmanager?all_groups=true")).send().await.expect("send");
+        assert_eq!(response.status().as_u16(), 202);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered within the request timeout");
+        let location = response.headers()["location"].to_str().expect("text").to_owned();
+        let run: Value = response.json().await.expect("json");
+        assert_eq!(run["outcome"], "running", "{run}");
+        assert_eq!(location, format!("/runs/{}", run["id"].as_str().expect("id")));
+
+        let mut run = run;
+        for _ in 0..200 {
+            if run["outcome"] != "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            run = client.get(format!("{app}{location}")).send().await.expect("send").json().await.expect("json");
+        }
+        assert_eq!(run["outcome"], "ok", "{run}");
+        assert!(started.elapsed() > std::time::Duration::from_secs(1), "the run outlived the request timeout");
+        assert_eq!(run["output"]["summary"]["stored"], 2, "{run}");
+        for id in &ids {
+            assert!(env.expected_path(id).is_file());
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,4 +230,39 @@ async fn status_checks_ops_manager_and_warns_when_it_refuses() {
             .is_some_and(|o| o.contains("401") || o.to_lowercase().contains("key")),
         "{check}"
     );
+}
+
+both_backends! {
+    async fn a_run_cut_short_by_shutdown_is_recorded_abandoned(backend) {
+        use crate::harness::RunPincher;
+        use crate::support::server::{ServerProcess, client, create_token};
+
+        let env = Env::new(backend, 1).await;
+        env.fake.set_latency(std::time::Duration::from_secs(4));
+        let mut vars = env.vars();
+        vars.retain(|(key, _)| key != "PINCHER_LOG");
+        vars.push(("PINCHER_SERVER__DRAIN_TIMEOUT_SECS".into(), "1".into()));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let dir = env.database.dir.path();
+        let token = create_token(dir, &vars);
+        let mut server = ServerProcess::start(dir, &vars);
+
+        let response = client(&token)
+            .post(format!("{}/backups/opsmanager?all_groups=true", server.url()))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 202);
+        let run: Value = response.json().await.expect("json");
+        let id = run["id"].as_str().expect("id").to_owned();
+
+        server.sigterm();
+        let status = server.wait_exit(std::time::Duration::from_secs(15));
+        assert!(status.success(), "{status:?}");
+
+        let shown = env.json(&["runs", "show", &id], 0).await;
+        assert_eq!(shown["outcome"], "abandoned", "{shown}");
+        assert!(shown["finished_at"].is_string(), "{shown}");
+        assert!(shown["error"].as_str().is_some_and(|e| e.contains("shut down")), "{shown}");
+    }
 }

@@ -87,6 +87,24 @@ impl Env {
         command.args(args).output().await.expect("run pincher")
     }
 
+    /// This world's settings, as `pincher`'s environment.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("PINCHER_DATABASE__URL", self.database.url.clone()),
+            ("PINCHER_LOG", "warn".to_owned()),
+            ("PINCHER_BACKUPS__DIR", self.dir.display().to_string()),
+            ("PINCHER_OPSMANAGER__BASE_URL", self.fake.base_url.clone()),
+            ("PINCHER_OPSMANAGER__PUBLIC_KEY", PUBLIC_KEY.to_owned()),
+            ("PINCHER_OPSMANAGER__PRIVATE_KEY", PRIVATE_KEY.to_owned()),
+            ("PINCHER_OPSMANAGER__RETRY_DELAY_MS", "10".to_owned()),
+            ("PINCHER_OPSMANAGER__MAX_RETRIES", "2".to_owned()),
+            ("PINCHER_OPSMANAGER__TIMEOUT_SECS", "10".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// `program` with this world's settings in its environment, in the test's folder.
     pub fn command(&self, program: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(program);
@@ -98,15 +116,7 @@ impl Env {
         command
             .current_dir(self.database.dir.path())
             .stdin(Stdio::null())
-            .env("PINCHER_DATABASE__URL", &self.database.url)
-            .env("PINCHER_LOG", "warn")
-            .env("PINCHER_BACKUPS__DIR", &self.dir)
-            .env("PINCHER_OPSMANAGER__BASE_URL", &self.fake.base_url)
-            .env("PINCHER_OPSMANAGER__PUBLIC_KEY", PUBLIC_KEY)
-            .env("PINCHER_OPSMANAGER__PRIVATE_KEY", PRIVATE_KEY)
-            .env("PINCHER_OPSMANAGER__RETRY_DELAY_MS", "10")
-            .env("PINCHER_OPSMANAGER__MAX_RETRIES", "2")
-            .env("PINCHER_OPSMANAGER__TIMEOUT_SECS", "10");
+            .envs(self.vars());
         command
     }
 

@@ -498,9 +498,10 @@ async fn s3_the_service_backs_up_lists_and_counts_backups_in_the_bucket() {
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["completeness"], "complete", "{body}");
+    assert_eq!(response.status().as_u16(), 201);
+    let run: Value = response.json().await.expect("json");
+    let body = &run["output"];
+    assert_eq!(body["completeness"], "complete", "{run}");
     for (index, group) in ids.iter().enumerate() {
         assert_eq!(body["results"][index]["path"], world.uri(&world.key(group)));
         assert_eq!(

@@ -209,6 +209,84 @@ impl MotoOrg {
 }
 
 impl MotoOrg {
+    /// The state of each instance of `ids` in `account` × `region`, by id.
+    pub async fn instance_states(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        ids: &[String],
+    ) -> BTreeMap<String, String> {
+        let output = aws_sdk_ec2::Client::new(&self.config(account, region))
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .expect("DescribeInstances");
+        output
+            .reservations
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+            .filter_map(|i| {
+                let state = i.state?.name?.as_str().to_owned();
+                Some((i.instance_id?, state))
+            })
+            .collect()
+    }
+
+    /// The status of the DB instance `identifier`.
+    pub async fn db_status(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        identifier: &str,
+    ) -> String {
+        aws_sdk_rds::Client::new(&self.config(account, region))
+            .describe_db_instances()
+            .db_instance_identifier(identifier)
+            .send()
+            .await
+            .expect("DescribeDBInstances")
+            .db_instances
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|db| db.db_instance_status)
+            .expect("a DB instance status")
+    }
+
+    /// Creates an Aurora PostgreSQL cluster with one member instance, both named after
+    /// `cluster`, the member tagged with `tags`.
+    pub async fn create_aurora_cluster(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        cluster: &str,
+        tags: &[(&str, &str)],
+    ) {
+        let rds = aws_sdk_rds::Client::new(&self.config(account, region));
+        rds.create_db_cluster()
+            .db_cluster_identifier(cluster)
+            .engine("aurora-postgresql")
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .send()
+            .await
+            .expect("CreateDBCluster");
+        let mut member = rds
+            .create_db_instance()
+            .db_instance_identifier(format!("{cluster}-1"))
+            .db_cluster_identifier(cluster)
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large");
+        for (k, v) in tags {
+            member = member.tags(aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+        }
+        member
+            .send()
+            .await
+            .expect("CreateDBInstance (cluster member)");
+    }
+
     /// Creates a DB instance.
     #[expect(
         clippy::too_many_arguments,

@@ -32,7 +32,7 @@ pub const METRICS: &[&str] = &[
 ];
 
 /// Time buckets of a cost report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// One bucket per day.

@@ -7,8 +7,14 @@ use aws_sdk_ec2::types::{Filter, Instance};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Aws, AwsError, Part, ServiceMatcher, Targets, call, to_time};
+use aws_config::SdkConfig;
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+
+use super::{Aws, AwsError, Part, Power, ServiceMatcher, Switched, Targets, call, to_time};
 use crate::plugins::Progress;
+use crate::plugins::observe;
+use crate::plugins::sdk::describe_sdk_error;
 use crate::report::{Report, Tabular};
 
 /// Largest page DescribeInstances returns.
@@ -19,6 +25,8 @@ const PAGE_SIZE: i32 = 1000;
 pub struct Ec2Query {
     /// Accounts and regions.
     pub targets: Targets,
+    /// Only these instances (by id); ids that do not exist are left out, not an error.
+    pub ids: Vec<String>,
     /// Only instances in one of these states (`running`, `stopped`, …).
     pub states: Vec<String>,
     /// Only instances with these tags (values of one key are alternatives; keys must all match).
@@ -158,6 +166,14 @@ impl Tabular for Ec2Row {
 
 fn filters(query: &Ec2Query) -> Vec<Filter> {
     let mut filters = Vec::new();
+    if !query.ids.is_empty() {
+        filters.push(
+            Filter::builder()
+                .name("instance-id")
+                .set_values(Some(query.ids.clone()))
+                .build(),
+        );
+    }
     if !query.states.is_empty() {
         filters.push(
             Filter::builder()
@@ -296,6 +312,9 @@ pub async fn instance_report(
     let mut scope_filters = BTreeMap::new();
     query.targets.describe(&mut scope_filters);
     let join = |v: &[String]| v.join(",");
+    if !query.ids.is_empty() {
+        scope_filters.insert("ids".into(), join(&query.ids));
+    }
     if !query.states.is_empty() {
         scope_filters.insert("state".into(), join(&query.states));
     }
@@ -318,4 +337,96 @@ pub async fn instance_report(
         rows,
         summary,
     ))
+}
+
+/// Stops or starts `ids` in the account and region of `config` (`ec2:StopInstances`,
+/// `ec2:StartInstances`), one call for all of them; when that call fails, each instance is
+/// tried alone so that every failure is its own. With `dry_run`, AWS checks the permission and
+/// the instances and changes nothing.
+pub async fn switch(
+    config: &SdkConfig,
+    ids: &[String],
+    power: Power,
+    dry_run: bool,
+) -> Vec<(String, Switched)> {
+    let client = aws_sdk_ec2::Client::new(config);
+    match switch_batch(&client, ids, power, dry_run).await {
+        Ok(done) => done,
+        Err(_) if ids.len() > 1 => {
+            let mut done = Vec::with_capacity(ids.len());
+            for id in ids {
+                let one = std::slice::from_ref(id);
+                match switch_batch(&client, one, power, dry_run).await {
+                    Ok(mut result) => done.append(&mut result),
+                    Err(reason) => done.push((id.clone(), Switched::Failed(reason))),
+                }
+            }
+            done
+        }
+        Err(reason) => ids
+            .iter()
+            .map(|id| (id.clone(), Switched::Failed(reason.clone())))
+            .collect(),
+    }
+}
+
+/// One StopInstances or StartInstances call. `DryRunOperation` is AWS's "allowed".
+async fn switch_batch(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    power: Power,
+    dry_run: bool,
+) -> Result<Vec<(String, Switched)>, String> {
+    let list = Some(ids.to_vec());
+    let changes = match power {
+        Power::Stop => observe(
+            "aws",
+            "ec2:StopInstances",
+            client
+                .stop_instances()
+                .set_instance_ids(list.clone())
+                .dry_run(dry_run)
+                .send(),
+        )
+        .await
+        .map(|out| out.stopping_instances.unwrap_or_default())
+        .map_err(|e| failure(&e)),
+        Power::Start => observe(
+            "aws",
+            "ec2:StartInstances",
+            client
+                .start_instances()
+                .set_instance_ids(list.clone())
+                .dry_run(dry_run)
+                .send(),
+        )
+        .await
+        .map(|out| out.starting_instances.unwrap_or_default())
+        .map_err(|e| failure(&e)),
+    };
+    match changes {
+        Ok(changes) => Ok(changes
+            .into_iter()
+            .filter_map(|change| {
+                let state = change
+                    .current_state
+                    .and_then(|s| s.name)
+                    .map(|n| n.as_str().to_owned());
+                Some((change.instance_id?, Switched::Changed(state)))
+            })
+            .collect()),
+        Err((Some(code), _)) if code == "DryRunOperation" => Ok(ids
+            .iter()
+            .map(|id| (id.clone(), Switched::Allowed))
+            .collect()),
+        Err((_, reason)) => Err(reason),
+    }
+}
+
+/// An SDK error's AWS error code, and its description.
+fn failure<E>(e: &SdkError<E, HttpResponse>) -> (Option<String>, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    (e.code().map(str::to_owned), describe_sdk_error(e))
 }

@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::AwsSettings;
 use crate::domain::service::Service;
+use crate::plugins::sdk::describe_sdk_error;
 use crate::plugins::{Progress, observe};
 use crate::report::{Report, ReportError, Scope};
 
@@ -74,39 +75,6 @@ impl AwsError {
     }
 }
 
-/// An SDK error as its AWS error code and message, else as what went wrong on the way (HTTP
-/// status, timeout, connection failure). Never includes credentials.
-pub fn describe_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => match err {
-            SdkError::ServiceError(context) => {
-                format!("HTTP {} without an AWS error code", context.raw().status())
-            }
-            SdkError::TimeoutError(_) => "timed out".to_owned(),
-            other => describe_chain(other),
-        },
-    }
-}
-
-/// An error and its sources, each once, joined by `: ` (no debug dumps).
-pub fn describe_chain(err: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
-
 /// Runs one AWS API call through [`observe`] and describes its error.
 pub async fn call<T, E>(
     operation: &'static str,
@@ -118,6 +86,26 @@ where
     observe("aws", operation, request)
         .await
         .map_err(|e| AwsError::from_sdk(operation, &e))
+}
+
+/// A power state change of instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    /// Stop them.
+    Stop,
+    /// Start them.
+    Start,
+}
+
+/// What one instance's state change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switched {
+    /// The change was made; the state AWS reported after it.
+    Changed(Option<String>),
+    /// A dry run: AWS says the change would be allowed.
+    Allowed,
+    /// AWS refused or failed it; its reason.
+    Failed(String),
 }
 
 /// Which accounts a report reads.
@@ -254,6 +242,25 @@ impl Aws {
             accounts.extend(page.accounts.unwrap_or_default());
         }
         Ok(accounts)
+    }
+
+    /// The SDK configuration to act in `account` × `region`: the current credentials for
+    /// `current` (the current account), the assumed role in any other.
+    pub async fn part_config(
+        &self,
+        account: &str,
+        region: &str,
+        current: &str,
+    ) -> Result<SdkConfig, AwsError> {
+        let config = if account == current {
+            self.base.clone()
+        } else {
+            self.assume_account(account).await?
+        };
+        Ok(config
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build())
     }
 
     async fn assume_account(&self, account: &str) -> Result<SdkConfig, AwsError> {
@@ -622,14 +629,6 @@ impl ServiceMatcher {
     }
 }
 
-/// `key=value` pairs, as `--tag` and the `tag` query parameter take them.
-pub fn parse_tag(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
-}
-
 /// Seconds since the epoch of an SDK date-time as a UTC time.
 pub fn to_time(t: &aws_sdk_sts::primitives::DateTime) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()
@@ -680,12 +679,5 @@ mod tests {
             Some("billing")
         );
         assert_eq!(matcher.service_of(&tags(&[("x", "y")])), None);
-    }
-
-    #[test]
-    fn tags_need_a_key() {
-        assert_eq!(parse_tag("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert!(parse_tag("=b").is_err());
-        assert!(parse_tag("ab").is_err());
     }
 }

@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_rds::types::DbInstance;
+use aws_config::SdkConfig;
+use aws_sdk_rds::types::{DbInstance, Filter};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Aws, AwsError, Part, ServiceMatcher, Targets, call, to_time};
+use super::{Aws, AwsError, Part, Power, ServiceMatcher, Switched, Targets, call, to_time};
 use crate::plugins::Progress;
+use crate::plugins::observe;
+use crate::plugins::sdk::describe_sdk_error;
 use crate::report::{Report, Tabular};
 
 /// Largest page DescribeDBInstances returns.
@@ -19,6 +22,9 @@ const PAGE_SIZE: i32 = 100;
 pub struct RdsQuery {
     /// Accounts and regions.
     pub targets: Targets,
+    /// Only these DB instances (by identifier); identifiers that do not exist are left out,
+    /// not an error.
+    pub identifiers: Vec<String>,
     /// Only instances of one of these engines (`postgres`, `mysql`, …).
     pub engines: Vec<String>,
     /// Only instances carrying every one of these tags.
@@ -46,6 +52,8 @@ pub struct RdsRow {
     pub status: String,
     /// Whether a standby runs in another zone.
     pub multi_az: bool,
+    /// The Aurora cluster the instance belongs to, if any (its power is the cluster's).
+    pub cluster: Option<String>,
     /// Storage type, e.g. `gp3`.
     pub storage_type: String,
     /// Allocated storage in GiB.
@@ -123,10 +131,24 @@ impl Tabular for RdsRow {
     }
 }
 
-async fn instances_in(part: Part) -> Result<Vec<(Part, DbInstance)>, AwsError> {
+async fn instances_in(
+    part: Part,
+    identifiers: Vec<String>,
+) -> Result<Vec<(Part, DbInstance)>, AwsError> {
     let client = aws_sdk_rds::Client::new(&part.config);
+    let filters = if identifiers.is_empty() {
+        None
+    } else {
+        Some(vec![
+            Filter::builder()
+                .name("db-instance-id")
+                .set_values(Some(identifiers))
+                .build(),
+        ])
+    };
     let mut pages = client
         .describe_db_instances()
+        .set_filters(filters)
         .max_records(PAGE_SIZE)
         .into_paginator()
         .send();
@@ -159,6 +181,7 @@ fn row(part: &Part, db: DbInstance, matcher: &ServiceMatcher) -> RdsRow {
         class: db.db_instance_class.unwrap_or_default(),
         status: db.db_instance_status.unwrap_or_default(),
         multi_az: db.multi_az.unwrap_or(false),
+        cluster: db.db_cluster_identifier,
         storage_type: db.storage_type.unwrap_or_default(),
         storage_gib: db.allocated_storage.map_or(0, i64::from),
         created: db.instance_create_time.as_ref().and_then(to_time),
@@ -176,7 +199,11 @@ pub async fn instance_report(
     progress: &dyn Progress,
 ) -> Result<Report<RdsRow, RdsSummary>, AwsError> {
     let now = OffsetDateTime::now_utc();
-    let mut fan_out = aws.fan_out(&query.targets, progress, instances_in).await?;
+    let mut fan_out = aws
+        .fan_out(&query.targets, progress, |part| {
+            instances_in(part, query.identifiers.clone())
+        })
+        .await?;
     let mut rows: Vec<RdsRow> = std::mem::take(&mut fan_out.rows)
         .into_iter()
         .map(|(part, db)| row(&part, db, services))
@@ -205,6 +232,9 @@ pub async fn instance_report(
     }
     let mut filters = BTreeMap::new();
     query.targets.describe(&mut filters);
+    if !query.identifiers.is_empty() {
+        filters.insert("ids".into(), query.identifiers.join(","));
+    }
     if !query.engines.is_empty() {
         filters.insert("engine".into(), query.engines.join(","));
     }
@@ -216,4 +246,38 @@ pub async fn instance_report(
         filters.insert("service".into(), name.clone());
     }
     Ok(fan_out.into_report("aws.rds", "RDS DB instances", filters, now, rows, summary))
+}
+
+/// Stops or starts the DB instance `identifier` in the account and region of `config`
+/// (`rds:StopDBInstance`, `rds:StartDBInstance`).
+pub async fn switch(config: &SdkConfig, identifier: &str, power: Power) -> Switched {
+    let client = aws_sdk_rds::Client::new(config);
+    let result = match power {
+        Power::Stop => observe(
+            "aws",
+            "rds:StopDBInstance",
+            client
+                .stop_db_instance()
+                .db_instance_identifier(identifier)
+                .send(),
+        )
+        .await
+        .map(|out| out.db_instance)
+        .map_err(|e| describe_sdk_error(&e)),
+        Power::Start => observe(
+            "aws",
+            "rds:StartDBInstance",
+            client
+                .start_db_instance()
+                .db_instance_identifier(identifier)
+                .send(),
+        )
+        .await
+        .map(|out| out.db_instance)
+        .map_err(|e| describe_sdk_error(&e)),
+    };
+    match result {
+        Ok(instance) => Switched::Changed(instance.and_then(|i| i.db_instance_status)),
+        Err(reason) => Switched::Failed(reason),
+    }
 }

@@ -1,6 +1,7 @@
-//! Chef nodes reconciled with the EC2 inventory, joined on the nodes' `ec2.instance_id`
+//! Chef nodes reconciled with an EC2 inventory, joined on the nodes' `ec2.instance_id`
 //! automatic attribute: instances no node manages, and nodes whose instance is gone or
-//! stopped. Pure logic over values the Chef and AWS plugins read.
+//! stopped. Pure logic over the nodes and an inventory described in this module's own terms;
+//! the `chef.reconcile` action reads both and brings them here.
 
 use std::collections::BTreeMap;
 
@@ -326,70 +327,6 @@ pub fn reconcile(
         errors: inventory.errors.clone(),
         attempted: inventory.attempted.max(inventory.errors.len()),
     }
-}
-
-/// Why a live reconcile could not be made at all.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// The Chef nodes could not be listed.
-    #[error("cannot list the Chef nodes: {0}")]
-    Chef(#[from] super::ChefError),
-    /// The EC2 inventory could not be read at all.
-    #[error("cannot read the EC2 inventory: {0}")]
-    Aws(#[from] crate::plugins::aws::AwsError),
-}
-
-/// The EC2 inventory of an EC2 report.
-pub fn inventory_of(
-    report: &Report<crate::plugins::aws::ec2::Ec2Row, crate::plugins::aws::ec2::Ec2Summary>,
-) -> Ec2Inventory {
-    Ec2Inventory {
-        instances: report
-            .rows
-            .iter()
-            .map(|row| Ec2InstanceRef {
-                account: row.account.clone(),
-                region: row.region.clone(),
-                instance_id: row.instance_id.clone(),
-                state: row.state.clone(),
-                name: row.name.clone(),
-            })
-            .collect(),
-        accounts: report.scope.accounts.clone(),
-        regions: report.scope.regions.clone(),
-        errors: report.errors.clone(),
-        attempted: report.attempted,
-    }
-}
-
-/// Reads the Chef nodes (of `environment`, or all) and the EC2 instances of `targets`, and
-/// joins them.
-pub async fn reconcile_live(
-    chef: &super::ChefClient,
-    aws: &crate::plugins::aws::Aws,
-    targets: &crate::plugins::aws::Targets,
-    environment: Option<&str>,
-    progress: &dyn crate::plugins::Progress,
-) -> Result<Report<ReconcileRow, ReconcileSummary>, ReconcileError> {
-    let query = crate::plugins::aws::ec2::Ec2Query {
-        targets: targets.clone(),
-        ..Default::default()
-    };
-    let matcher = crate::plugins::aws::ServiceMatcher::new(&[]);
-    let (nodes, instances) = tokio::join!(
-        super::nodes::list_nodes(chef, environment),
-        crate::plugins::aws::ec2::instance_report(aws, &query, &matcher, progress),
-    );
-    let nodes = nodes?;
-    let instances = instances?;
-    let mut report = reconcile(&nodes, &inventory_of(&instances), OffsetDateTime::now_utc());
-    if let Some(environment) = environment {
-        report
-            .scope
-            .filters
-            .insert("environment".into(), environment.to_owned());
-    }
-    Ok(report)
 }
 
 #[cfg(test)]

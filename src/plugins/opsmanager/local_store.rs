@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::backup::{
+use super::catalog::{
     BackupEntry, GroupId, Outcome, PrunePolicy, Stored, VerifiedBackup, VerifyResult, backup_name,
     check_backup, parse_backup_name, parse_name_of, prune_plan, sort_entries,
 };

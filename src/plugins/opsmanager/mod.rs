@@ -2,6 +2,7 @@
 //! versioned backups of each group's automation configuration.
 
 pub mod backup;
+pub mod catalog;
 pub mod client;
 pub mod diff;
 pub mod local_store;

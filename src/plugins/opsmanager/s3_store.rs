@@ -13,23 +13,22 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
-use super::backup::{
+use super::catalog::{
     BackupEntry, GroupId, Outcome, PrunePolicy, Stored, VerifiedBackup, VerifyResult, backup_name,
     check_backup, parse_backup_name, parse_name_of, prune_plan, sort_entries,
 };
 use super::{AutomationConfig, OpsManagerError};
-use crate::plugins::aws::{Aws, describe_chain, describe_sdk_error};
 use crate::plugins::observe;
+use crate::plugins::sdk::{describe_chain, describe_sdk_error};
 
 /// Most objects read at once by `verify`.
 const VERIFY_CONCURRENCY: usize = 8;
 /// Most keys one DeleteObjects call takes.
 const DELETE_BATCH: usize = 1000;
 
-/// An S3 client for the shared AWS configuration. Path-style addressing is forced when an
-/// endpoint override is set, as moto, LocalStack and MinIO need.
-pub fn client(aws: &Aws) -> Client {
-    let shared = aws.home_config();
+/// An S3 client for the shared AWS SDK configuration. Path-style addressing is forced when
+/// an endpoint override is set, as moto, LocalStack and MinIO need.
+pub fn client(shared: &aws_config::SdkConfig) -> Client {
     let config = aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(shared.endpoint_url().is_some())
         .build();

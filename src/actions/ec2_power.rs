@@ -1,0 +1,126 @@
+//! `aws.ec2.stop` and `aws.ec2.start`: EC2 instances stopped or started, with EC2's own dry
+//! run (`DryRunOperation` means allowed).
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+
+use super::params::Selection;
+use super::power::{self, Candidate, Found, PowerOutcome, PowerParams, Resource, Step};
+use super::{Action, ActionError, Assessment, RunEnv};
+use crate::app::Context;
+use crate::plugins::Progress;
+use crate::plugins::aws::ec2::{self, Ec2Query};
+use crate::plugins::aws::{Power, ServiceMatcher, Switched};
+
+/// EC2 instances, as targets of a stop or start.
+pub struct Instances;
+
+impl Resource for Instances {
+    async fn find(
+        ctx: &Context,
+        selection: &Selection,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+        service: Option<(String, BTreeMap<String, String>)>,
+        matcher: &ServiceMatcher,
+        progress: &dyn Progress,
+    ) -> Result<Found, ActionError> {
+        let query = Ec2Query {
+            targets: selection.targets(),
+            ids: ids.to_vec(),
+            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            service,
+            include_tags: true,
+            ..Ec2Query::default()
+        };
+        let report = ec2::instance_report(ctx.aws().await, &query, matcher, progress).await?;
+        Ok(Found {
+            candidates: report
+                .rows
+                .into_iter()
+                .map(|row| Candidate {
+                    account: row.account,
+                    region: row.region,
+                    id: row.instance_id,
+                    state: row.state,
+                    tags: row.tags.unwrap_or_default(),
+                    cluster: None,
+                })
+                .collect(),
+            errors: report.errors,
+            attempted: report.attempted,
+        })
+    }
+
+    fn step(candidate: &Candidate, power: Power) -> Step {
+        match (power, candidate.state.as_str()) {
+            (_, state @ ("terminated" | "shutting-down")) => {
+                Step::Fail(format!("the instance is {state}"))
+            }
+            (Power::Stop, "stopped" | "stopping") | (Power::Start, "running" | "pending") => {
+                Step::Nothing
+            }
+            (Power::Stop, "running" | "pending") | (Power::Start, "stopped") => Step::Switch,
+            (Power::Start, "stopping") => {
+                Step::Fail("the instance is stopping; start it once it has stopped".into())
+            }
+            (_, state) => Step::Fail(format!("the instance is {state}")),
+        }
+    }
+
+    async fn switch(
+        config: &SdkConfig,
+        ids: &[String],
+        power: Power,
+        dry_run: bool,
+    ) -> Vec<(String, Switched)> {
+        ec2::switch(config, ids, power, dry_run).await
+    }
+}
+
+/// Stops EC2 instances.
+pub struct Ec2Stop;
+
+impl Action for Ec2Stop {
+    const NAME: &'static str = "aws.ec2.stop";
+    const SUMMARY: &'static str = "Stop the EC2 instances selected by ids, tags or service";
+    const CHANGES: bool = true;
+    type Params = PowerParams;
+    type Outcome = PowerOutcome;
+
+    async fn run(
+        ctx: &Context,
+        params: &PowerParams,
+        env: &RunEnv<'_>,
+    ) -> Result<PowerOutcome, ActionError> {
+        power::run::<Instances>(ctx, Self::NAME, params, Power::Stop, env).await
+    }
+
+    fn assess(outcome: &PowerOutcome) -> Assessment {
+        outcome.assess()
+    }
+}
+
+/// Starts EC2 instances.
+pub struct Ec2Start;
+
+impl Action for Ec2Start {
+    const NAME: &'static str = "aws.ec2.start";
+    const SUMMARY: &'static str = "Start the EC2 instances selected by ids, tags or service";
+    const CHANGES: bool = true;
+    type Params = PowerParams;
+    type Outcome = PowerOutcome;
+
+    async fn run(
+        ctx: &Context,
+        params: &PowerParams,
+        env: &RunEnv<'_>,
+    ) -> Result<PowerOutcome, ActionError> {
+        power::run::<Instances>(ctx, Self::NAME, params, Power::Start, env).await
+    }
+
+    fn assess(outcome: &PowerOutcome) -> Assessment {
+        outcome.assess()
+    }
+}

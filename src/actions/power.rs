@@ -1,0 +1,398 @@
+//! What stopping and starting EC2 and RDS instances share: params that must select something
+//! (never everything), the protect tag, the `max_targets` bound, approval before any change,
+//! a dry run, and one result per target with every change logged with its actor.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use aws_config::SdkConfig;
+use serde::{Deserialize, Serialize};
+
+use super::params::{Selection, result};
+use super::{ActionError, Assessment, Params, RunEnv, registered};
+use crate::app::Context;
+use crate::domain::run::{RunOutcome, TargetOutcome, TargetResult};
+use crate::domain::{FieldError, ValidationErrors};
+use crate::plugins::Progress;
+use crate::plugins::aws::{Power, ServiceMatcher, Switched};
+use crate::report::ReportError;
+
+/// Targets changed by one run when `max_targets` is not given.
+pub const DEFAULT_MAX_TARGETS: u32 = 50;
+
+/// Params of `aws.ec2.stop|start` and `aws.rds.stop|start`. At least one of `ids`, `tags` and
+/// `service` must be given: an empty selection is refused, never taken as everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct PowerParams {
+    /// Instance ids (`i-…`) or DB instance identifiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(inline, value_type = Vec<String>, pattern = "^[A-Za-z0-9-]{1,255}$")]
+    pub ids: Vec<String>,
+    /// Tags the resources must all carry, `{"KEY": "VALUE"}`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// A registered service (name or id): its resources, found by its tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Accounts and regions.
+    #[serde(flatten)]
+    pub selection: Selection,
+    /// The run is refused when more targets than this would change.
+    #[schema(minimum = 1)]
+    pub max_targets: u32,
+}
+
+impl Default for PowerParams {
+    fn default() -> Self {
+        Self {
+            ids: Vec::new(),
+            tags: BTreeMap::new(),
+            service: None,
+            selection: Selection::default(),
+            max_targets: DEFAULT_MAX_TARGETS,
+        }
+    }
+}
+
+impl Params for PowerParams {
+    const QUERY_ALIASES: &'static [(&'static str, &'static str)] = &[
+        ("id", "ids"),
+        ("tag", "tags"),
+        ("region", "regions"),
+        ("account", "accounts"),
+    ];
+
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        if self.ids.is_empty() && self.tags.is_empty() && self.service.is_none() {
+            errors.push(FieldError::new(
+                "ids",
+                "select what to change with ids, tags or service; an empty selection is \
+                 refused, never taken as everything",
+            ));
+        }
+        for (i, id) in self.ids.iter().enumerate() {
+            let ok = (1..=255).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                errors.push(FieldError::new(
+                    format!("ids[{i}]"),
+                    format!("{id:?} is not an instance id or DB instance identifier"),
+                ));
+            }
+        }
+        for (key, value) in &self.tags {
+            if key.is_empty() || key.len() > 128 {
+                errors.push(FieldError::new(
+                    format!("tags.{key}"),
+                    "tag keys are 1 to 128 characters",
+                ));
+            }
+            if value.len() > 256 {
+                errors.push(FieldError::new(
+                    format!("tags.{key}"),
+                    "tag values are at most 256 characters",
+                ));
+            }
+        }
+        if self.max_targets == 0 {
+            errors.push(FieldError::new("max_targets", "expected at least 1"));
+        }
+        self.selection.check(&mut errors);
+        result(errors)
+    }
+}
+
+/// A resource the selection found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Account id.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Instance id or DB instance identifier.
+    pub id: String,
+    /// Its state now.
+    pub state: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// The Aurora cluster it belongs to, for DB instances.
+    pub cluster: Option<String>,
+}
+
+/// What the selection found, and the parts that could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The resources.
+    pub candidates: Vec<Candidate>,
+    /// Accounts or regions that could not be read.
+    pub errors: Vec<ReportError>,
+    /// Parts attempted.
+    pub attempted: usize,
+}
+
+/// What a candidate needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// To be switched.
+    Switch,
+    /// Already in the wanted state.
+    Nothing,
+    /// Left alone on purpose, for this reason.
+    Skip(String),
+    /// Cannot be switched, for this reason.
+    Fail(String),
+}
+
+/// How one kind of resource is found and switched.
+pub trait Resource: Send + Sync {
+    /// The resources the selection names: by `ids`, `tags` (all must match) and the service
+    /// (name and tags), in the selected accounts and regions.
+    fn find(
+        ctx: &Context,
+        query: &Selection,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+        service: Option<(String, BTreeMap<String, String>)>,
+        matcher: &ServiceMatcher,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<Found, ActionError>> + Send;
+
+    /// What `candidate` needs for `power`.
+    fn step(candidate: &Candidate, power: Power) -> Step;
+
+    /// Switches `ids` (all in the account and region of `config`).
+    fn switch(
+        config: &SdkConfig,
+        ids: &[String],
+        power: Power,
+        dry_run: bool,
+    ) -> impl Future<Output = Vec<(String, Switched)>> + Send;
+
+    /// A note for a target that is (or would be) switched this way.
+    fn note(power: Power) -> Option<&'static str> {
+        let _ = power;
+        None
+    }
+}
+
+/// The result of a stop or start. Its serde form is the JSON contract of these actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PowerOutcome {
+    /// Whether it was a dry run (nothing changed).
+    pub dry_run: bool,
+    /// One result per target, by account, region and id.
+    pub targets: Vec<TargetResult>,
+    /// Accounts or regions that could not be read (their resources are not in `targets`).
+    pub errors: Vec<ReportError>,
+    /// Targets by result.
+    pub summary: BTreeMap<&'static str, usize>,
+}
+
+impl PowerOutcome {
+    /// How the run went: failed when no part could be read or every target failed, partial
+    /// when some did.
+    pub fn assess(&self) -> Assessment {
+        let mut assessment = Assessment::of_targets(self.targets.clone());
+        if !self.errors.is_empty() && assessment.outcome == RunOutcome::Ok {
+            assessment.outcome = if self.targets.is_empty() {
+                RunOutcome::Failed
+            } else {
+                RunOutcome::Partial
+            };
+        }
+        assessment
+    }
+}
+
+fn target(candidate: &Candidate, result: TargetOutcome, reason: Option<String>) -> TargetResult {
+    TargetResult {
+        target: candidate.id.clone(),
+        account: Some(candidate.account.clone()),
+        region: Some(candidate.region.clone()),
+        result,
+        state_before: Some(candidate.state.clone()),
+        state_after: None,
+        reason,
+    }
+}
+
+/// Stops or starts what `params` select: finds the resources, leaves protected ones alone,
+/// refuses more than `max_targets` changes, asks for approval, then switches each account ×
+/// region's targets together. Ids that are not found are failed targets.
+pub async fn run<R: Resource>(
+    ctx: &Context,
+    action: &'static str,
+    params: &PowerParams,
+    power: Power,
+    env: &RunEnv<'_>,
+) -> Result<PowerOutcome, ActionError> {
+    let service = match &params.service {
+        Some(key) => {
+            let service = registered::named(ctx, "service", key).await?;
+            if service.tags.is_empty() {
+                return Err(ActionError::field(
+                    "service",
+                    format!(
+                        "service {:?} has no tags, so no resource can be matched to it",
+                        service.name
+                    ),
+                ));
+            }
+            Some((service.name, service.tags))
+        }
+        None => None,
+    };
+    let matcher = registered::matcher(ctx).await?;
+    let found = R::find(
+        ctx,
+        &params.selection,
+        &params.ids,
+        &params.tags,
+        service,
+        &matcher,
+        env.progress,
+    )
+    .await?;
+    if found.attempted > 0 && found.errors.len() >= found.attempted {
+        let reasons: Vec<String> = found
+            .errors
+            .iter()
+            .map(crate::render::describe_error)
+            .collect();
+        return Err(ActionError::Unavailable(format!(
+            "no account or region could be read: {}",
+            reasons.join("; ")
+        )));
+    }
+
+    let (protect_key, protect_value) = ctx.settings.actions.protect();
+    let mut results = Vec::new();
+    let mut to_switch = Vec::new();
+    for candidate in &found.candidates {
+        let step = if candidate.tags.get(protect_key).map(String::as_str) == Some(protect_value) {
+            Step::Skip(format!(
+                "protected by the tag {}",
+                ctx.settings.actions.protect_tag
+            ))
+        } else {
+            R::step(candidate, power)
+        };
+        match step {
+            Step::Switch => to_switch.push(candidate),
+            Step::Nothing => {
+                let mut unchanged = target(candidate, TargetOutcome::Unchanged, None);
+                unchanged.state_after = unchanged.state_before.clone();
+                results.push(unchanged);
+            }
+            Step::Skip(reason) => {
+                results.push(target(candidate, TargetOutcome::Skipped, Some(reason)))
+            }
+            Step::Fail(reason) => {
+                results.push(target(candidate, TargetOutcome::Failed, Some(reason)))
+            }
+        }
+    }
+    for id in &params.ids {
+        if !found.candidates.iter().any(|c| &c.id == id) {
+            results.push(TargetResult {
+                target: id.clone(),
+                account: None,
+                region: None,
+                result: TargetOutcome::Failed,
+                state_before: None,
+                state_after: None,
+                reason: Some(
+                    "not found in the selected accounts and regions with the given selection"
+                        .into(),
+                ),
+            });
+        }
+    }
+    if to_switch.len() > params.max_targets as usize {
+        return Err(ActionError::Refused(format!(
+            "{} resources would change, more than max_targets ({}); nothing was changed. \
+             Narrow the selection or raise max_targets",
+            to_switch.len(),
+            params.max_targets
+        )));
+    }
+    let note = R::note(power).map(str::to_owned);
+    if !env.dry_run && !to_switch.is_empty() {
+        let plan: Vec<TargetResult> = to_switch
+            .iter()
+            .map(|c| target(c, TargetOutcome::WouldChange, note.clone()))
+            .collect();
+        if !env.approval.approve(action, &plan).await {
+            return Err(ActionError::Declined);
+        }
+    }
+
+    let mut groups: BTreeMap<(&str, &str), Vec<&Candidate>> = BTreeMap::new();
+    for candidate in to_switch {
+        groups
+            .entry((candidate.account.as_str(), candidate.region.as_str()))
+            .or_default()
+            .push(candidate);
+    }
+    let current = if groups.is_empty() {
+        String::new()
+    } else {
+        ctx.aws().await.current_account().await?
+    };
+    for ((account, region), members) in groups {
+        let switched = match ctx.aws().await.part_config(account, region, &current).await {
+            Ok(config) => {
+                let ids: Vec<String> = members.iter().map(|c| c.id.clone()).collect();
+                R::switch(&config, &ids, power, env.dry_run).await
+            }
+            Err(e) => members
+                .iter()
+                .map(|c| (c.id.clone(), Switched::Failed(e.to_string())))
+                .collect(),
+        };
+        for candidate in members {
+            let outcome = switched
+                .iter()
+                .find(|(id, _)| id == &candidate.id)
+                .map_or_else(
+                    || Switched::Failed("AWS did not report this resource in its answer".into()),
+                    |(_, outcome)| outcome.clone(),
+                );
+            let result = match outcome {
+                Switched::Changed(state) => TargetResult {
+                    state_after: state,
+                    ..target(candidate, TargetOutcome::Changed, note.clone())
+                },
+                Switched::Allowed => target(candidate, TargetOutcome::WouldChange, note.clone()),
+                Switched::Failed(reason) => target(candidate, TargetOutcome::Failed, Some(reason)),
+            };
+            tracing::info!(
+                action,
+                actor = env.actor,
+                dry_run = env.dry_run,
+                target = %result.target,
+                account = %candidate.account,
+                region = %candidate.region,
+                result = result.result.as_str(),
+                reason = result.reason.as_deref().unwrap_or_default(),
+                "action target"
+            );
+            results.push(result);
+        }
+    }
+    results.sort_by(|a, b| {
+        (&a.account, &a.region, &a.target).cmp(&(&b.account, &b.region, &b.target))
+    });
+    let mut summary = BTreeMap::new();
+    for result in &results {
+        *summary.entry(result.result.as_str()).or_default() += 1;
+    }
+    Ok(PowerOutcome {
+        dry_run: env.dry_run,
+        targets: results,
+        errors: found.errors,
+        summary,
+    })
+}

@@ -1,0 +1,141 @@
+//! `aws.rds.stop` and `aws.rds.start`: RDS DB instances stopped or started. RDS has no dry
+//! run, so a dry run lists the plan. Members of an Aurora cluster are skipped: their power is
+//! the cluster's.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+
+use super::params::Selection;
+use super::power::{self, Candidate, Found, PowerOutcome, PowerParams, Resource, Step};
+use super::{Action, ActionError, Assessment, RunEnv};
+use crate::app::Context;
+use crate::plugins::Progress;
+use crate::plugins::aws::rds::{self, RdsQuery};
+use crate::plugins::aws::{Power, ServiceMatcher, Switched};
+
+/// What a stopped DB instance's result says.
+pub const RESTART_NOTE: &str = "AWS starts a stopped DB instance again after 7 days";
+
+/// RDS DB instances, as targets of a stop or start.
+pub struct DbInstances;
+
+impl Resource for DbInstances {
+    async fn find(
+        ctx: &Context,
+        selection: &Selection,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+        service: Option<(String, BTreeMap<String, String>)>,
+        matcher: &ServiceMatcher,
+        progress: &dyn Progress,
+    ) -> Result<Found, ActionError> {
+        let query = RdsQuery {
+            targets: selection.targets(),
+            identifiers: ids.to_vec(),
+            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            service: service.map(|(name, _)| name),
+            ..RdsQuery::default()
+        };
+        let report = rds::instance_report(ctx.aws().await, &query, matcher, progress).await?;
+        Ok(Found {
+            candidates: report
+                .rows
+                .into_iter()
+                .map(|row| Candidate {
+                    account: row.account,
+                    region: row.region,
+                    id: row.identifier,
+                    state: row.status,
+                    tags: row.tags,
+                    cluster: row.cluster,
+                })
+                .collect(),
+            errors: report.errors,
+            attempted: report.attempted,
+        })
+    }
+
+    fn step(candidate: &Candidate, power: Power) -> Step {
+        if let Some(cluster) = &candidate.cluster {
+            return Step::Skip(format!(
+                "a member of the Aurora cluster {cluster}: stop or start the cluster instead"
+            ));
+        }
+        match (power, candidate.state.as_str()) {
+            (Power::Stop, "stopped" | "stopping") | (Power::Start, "available" | "starting") => {
+                Step::Nothing
+            }
+            (Power::Stop, "available") | (Power::Start, "stopped") => Step::Switch,
+            (_, state) => Step::Fail(format!("the DB instance is {state}")),
+        }
+    }
+
+    async fn switch(
+        config: &SdkConfig,
+        ids: &[String],
+        power: Power,
+        dry_run: bool,
+    ) -> Vec<(String, Switched)> {
+        let mut done = Vec::with_capacity(ids.len());
+        for id in ids {
+            let outcome = if dry_run {
+                Switched::Allowed
+            } else {
+                rds::switch(config, id, power).await
+            };
+            done.push((id.clone(), outcome));
+        }
+        done
+    }
+
+    fn note(power: Power) -> Option<&'static str> {
+        (power == Power::Stop).then_some(RESTART_NOTE)
+    }
+}
+
+/// Stops RDS DB instances.
+pub struct RdsStop;
+
+impl Action for RdsStop {
+    const NAME: &'static str = "aws.rds.stop";
+    const SUMMARY: &'static str = "Stop the RDS DB instances selected by ids, tags or service (AWS restarts them after 7 days)";
+    const CHANGES: bool = true;
+    type Params = PowerParams;
+    type Outcome = PowerOutcome;
+
+    async fn run(
+        ctx: &Context,
+        params: &PowerParams,
+        env: &RunEnv<'_>,
+    ) -> Result<PowerOutcome, ActionError> {
+        power::run::<DbInstances>(ctx, Self::NAME, params, Power::Stop, env).await
+    }
+
+    fn assess(outcome: &PowerOutcome) -> Assessment {
+        outcome.assess()
+    }
+}
+
+/// Starts RDS DB instances.
+pub struct RdsStart;
+
+impl Action for RdsStart {
+    const NAME: &'static str = "aws.rds.start";
+    const SUMMARY: &'static str = "Start the RDS DB instances selected by ids, tags or service";
+    const CHANGES: bool = true;
+    type Params = PowerParams;
+    type Outcome = PowerOutcome;
+
+    async fn run(
+        ctx: &Context,
+        params: &PowerParams,
+        env: &RunEnv<'_>,
+    ) -> Result<PowerOutcome, ActionError> {
+        power::run::<DbInstances>(ctx, Self::NAME, params, Power::Start, env).await
+    }
+
+    fn assess(outcome: &PowerOutcome) -> Assessment {
+        outcome.assess()
+    }
+}
