@@ -70,6 +70,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut drain_rx = stop_tx.subscribe();
+    let stopping = stop_tx.subscribe();
     if let Some(metrics_address) = state.settings.metrics.listen.clone() {
         let listener = TcpListener::bind(&metrics_address)
             .await
@@ -101,10 +102,17 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         let _ = stop_tx.send(true);
     });
 
+    // The server's result when it ended before the drain began: on its own (an error), or
+    // because the stop it was sent finished it at once (no request in flight), in which case
+    // the drain below must still run for the action runs and the database.
+    let mut ended = None;
     tokio::select! {
         result = &mut server => {
-            result.context("the server task failed")?.context("the server failed")?;
-            return Ok(Outcome::Success);
+            if !*stopping.borrow() {
+                result.context("the server task failed")?.context("the server failed")?;
+                return Ok(Outcome::Success);
+            }
+            ended = Some(result);
         }
         _ = drain_rx.wait_for(|stop| *stop) => {}
     }
@@ -114,7 +122,11 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         "shutting down; finishing in-flight requests and action runs"
     );
     let deadline = tokio::time::Instant::now() + drain;
-    let close_within = match tokio::time::timeout(drain, &mut server).await {
+    let served = match ended {
+        Some(result) => Ok(result),
+        None => tokio::time::timeout(drain, &mut server).await,
+    };
+    let close_within = match served {
         Ok(result) => {
             result
                 .context("the server task failed")?

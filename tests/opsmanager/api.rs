@@ -261,7 +261,8 @@ both_backends! {
         assert!(status.success(), "{status:?}");
 
         let shown = env.json(&["runs", "show", &id], 0).await;
-        assert_eq!(shown["outcome"], "abandoned", "{shown}");
+        let log: Vec<String> = server.lines.lock().expect("lock").iter().map(ToString::to_string).collect();
+        assert_eq!(shown["outcome"], "abandoned", "{shown}\nserver log:\n{}", log.join("\n"));
         assert!(shown["finished_at"].is_string(), "{shown}");
         assert!(shown["error"].as_str().is_some_and(|e| e.contains("shut down")), "{shown}");
     }
