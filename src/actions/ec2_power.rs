@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 
+use super::ActionError;
 use super::params::Selection;
-use super::power::{self, Candidate, Found, PowerOutcome, PowerParams, Resource, Step};
-use super::{Action, ActionError, Assessment, RunEnv};
+use super::power::{Candidate, Found, Resource, Step, Switch};
 use crate::app::Context;
 use crate::plugins::Progress;
 use crate::plugins::aws::ec2::{self, Ec2Query};
@@ -17,6 +17,11 @@ use crate::plugins::aws::{Power, ServiceMatcher, Switched};
 pub struct Instances;
 
 impl Resource for Instances {
+    const STOP: &'static str = "aws.ec2.stop";
+    const STOP_SUMMARY: &'static str = "Stop the EC2 instances selected by ids, tags or service";
+    const START: &'static str = "aws.ec2.start";
+    const START_SUMMARY: &'static str = "Start the EC2 instances selected by ids, tags or service";
+
     async fn find(
         ctx: &Context,
         selection: &Selection,
@@ -80,47 +85,7 @@ impl Resource for Instances {
 }
 
 /// Stops EC2 instances.
-pub struct Ec2Stop;
-
-impl Action for Ec2Stop {
-    const NAME: &'static str = "aws.ec2.stop";
-    const SUMMARY: &'static str = "Stop the EC2 instances selected by ids, tags or service";
-    const CHANGES: bool = true;
-    type Params = PowerParams;
-    type Outcome = PowerOutcome;
-
-    async fn run(
-        ctx: &Context,
-        params: &PowerParams,
-        env: &RunEnv<'_>,
-    ) -> Result<PowerOutcome, ActionError> {
-        power::run::<Instances>(ctx, Self::NAME, params, Power::Stop, env).await
-    }
-
-    fn assess(outcome: &PowerOutcome) -> Assessment {
-        outcome.assess()
-    }
-}
+pub type Ec2Stop = Switch<Instances, true>;
 
 /// Starts EC2 instances.
-pub struct Ec2Start;
-
-impl Action for Ec2Start {
-    const NAME: &'static str = "aws.ec2.start";
-    const SUMMARY: &'static str = "Start the EC2 instances selected by ids, tags or service";
-    const CHANGES: bool = true;
-    type Params = PowerParams;
-    type Outcome = PowerOutcome;
-
-    async fn run(
-        ctx: &Context,
-        params: &PowerParams,
-        env: &RunEnv<'_>,
-    ) -> Result<PowerOutcome, ActionError> {
-        power::run::<Instances>(ctx, Self::NAME, params, Power::Start, env).await
-    }
-
-    fn assess(outcome: &PowerOutcome) -> Assessment {
-        outcome.assess()
-    }
-}
+pub type Ec2Start = Switch<Instances, false>;

@@ -9,7 +9,7 @@ use aws_config::SdkConfig;
 use serde::{Deserialize, Serialize};
 
 use super::params::{Selection, result};
-use super::{ActionError, Assessment, Params, RunEnv, registered};
+use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::run::{RunOutcome, TargetOutcome, TargetResult};
 use crate::domain::{FieldError, ValidationErrors};
@@ -146,7 +146,16 @@ pub enum Step {
 }
 
 /// How one kind of resource is found and switched.
-pub trait Resource: Send + Sync {
+pub trait Resource: Send + Sync + 'static {
+    /// The name of the action that stops it.
+    const STOP: &'static str;
+    /// What stopping it does, in one line.
+    const STOP_SUMMARY: &'static str;
+    /// The name of the action that starts it.
+    const START: &'static str;
+    /// What starting it does, in one line.
+    const START_SUMMARY: &'static str;
+
     /// The resources the selection names: by `ids`, `tags` (all must match) and the service
     /// (name and tags), in the selected accounts and regions.
     fn find(
@@ -174,6 +183,34 @@ pub trait Resource: Send + Sync {
     fn note(power: Power) -> Option<&'static str> {
         let _ = power;
         None
+    }
+}
+
+/// The action that stops (`STOP`) or starts resources `R`.
+pub struct Switch<R, const STOP: bool>(std::marker::PhantomData<R>);
+
+impl<R: Resource, const STOP: bool> Action for Switch<R, STOP> {
+    const NAME: &'static str = if STOP { R::STOP } else { R::START };
+    const SUMMARY: &'static str = if STOP {
+        R::STOP_SUMMARY
+    } else {
+        R::START_SUMMARY
+    };
+    const CHANGES: bool = true;
+    type Params = PowerParams;
+    type Outcome = PowerOutcome;
+
+    async fn run(
+        ctx: &Context,
+        params: &PowerParams,
+        env: &RunEnv<'_>,
+    ) -> Result<PowerOutcome, ActionError> {
+        let power = if STOP { Power::Stop } else { Power::Start };
+        run::<R>(ctx, Self::NAME, params, power, env).await
+    }
+
+    fn assess(outcome: &PowerOutcome) -> Assessment {
+        outcome.assess()
     }
 }
 

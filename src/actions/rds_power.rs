@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 
+use super::ActionError;
 use super::params::Selection;
-use super::power::{self, Candidate, Found, PowerOutcome, PowerParams, Resource, Step};
-use super::{Action, ActionError, Assessment, RunEnv};
+use super::power::{Candidate, Found, Resource, Step, Switch};
 use crate::app::Context;
 use crate::plugins::Progress;
 use crate::plugins::aws::rds::{self, RdsQuery};
@@ -21,6 +21,12 @@ pub const RESTART_NOTE: &str = "AWS starts a stopped DB instance again after 7 d
 pub struct DbInstances;
 
 impl Resource for DbInstances {
+    const STOP: &'static str = "aws.rds.stop";
+    const STOP_SUMMARY: &'static str = "Stop the RDS DB instances selected by ids, tags or service (AWS restarts them after 7 days)";
+    const START: &'static str = "aws.rds.start";
+    const START_SUMMARY: &'static str =
+        "Start the RDS DB instances selected by ids, tags or service";
+
     async fn find(
         ctx: &Context,
         selection: &Selection,
@@ -95,47 +101,7 @@ impl Resource for DbInstances {
 }
 
 /// Stops RDS DB instances.
-pub struct RdsStop;
-
-impl Action for RdsStop {
-    const NAME: &'static str = "aws.rds.stop";
-    const SUMMARY: &'static str = "Stop the RDS DB instances selected by ids, tags or service (AWS restarts them after 7 days)";
-    const CHANGES: bool = true;
-    type Params = PowerParams;
-    type Outcome = PowerOutcome;
-
-    async fn run(
-        ctx: &Context,
-        params: &PowerParams,
-        env: &RunEnv<'_>,
-    ) -> Result<PowerOutcome, ActionError> {
-        power::run::<DbInstances>(ctx, Self::NAME, params, Power::Stop, env).await
-    }
-
-    fn assess(outcome: &PowerOutcome) -> Assessment {
-        outcome.assess()
-    }
-}
+pub type RdsStop = Switch<DbInstances, true>;
 
 /// Starts RDS DB instances.
-pub struct RdsStart;
-
-impl Action for RdsStart {
-    const NAME: &'static str = "aws.rds.start";
-    const SUMMARY: &'static str = "Start the RDS DB instances selected by ids, tags or service";
-    const CHANGES: bool = true;
-    type Params = PowerParams;
-    type Outcome = PowerOutcome;
-
-    async fn run(
-        ctx: &Context,
-        params: &PowerParams,
-        env: &RunEnv<'_>,
-    ) -> Result<PowerOutcome, ActionError> {
-        power::run::<DbInstances>(ctx, Self::NAME, params, Power::Start, env).await
-    }
-
-    fn assess(outcome: &PowerOutcome) -> Assessment {
-        outcome.assess()
-    }
-}
+pub type RdsStart = Switch<DbInstances, false>;

@@ -46,18 +46,7 @@ impl utoipa::IntoResponses for RunResponses {
                 .build()
                 .into()
         };
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-                .into()
-        };
+        let problem = super::openapi::problem_response;
         BTreeMap::from([
             (
                 "201".to_owned(),

@@ -16,6 +16,20 @@ use axum::Router;
 
 use crate::middleware::{self, ApiError, AppState, RouteTemplates};
 
+/// A page of a listing as JSON, its next page's URL also sent as `Link: <…>; rel="next"`.
+pub fn page<T: serde::Serialize>(body: T, next: Option<&str>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(body).into_response();
+    if let Some(link) =
+        next.and_then(|n| axum::http::HeaderValue::from_str(&format!("<{n}>; rel=\"next\"")).ok())
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LINK, link);
+    }
+    response
+}
+
 /// Every route template of the API, from the OpenAPI document (which holds every route the
 /// router has, see [`openapi`]).
 pub fn route_templates() -> RouteTemplates {

@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Response as ResponseDoc, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -71,6 +73,20 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::reports::router())
         .merge(super::actions::router())
         .merge(super::runs::router())
+}
+
+/// A documented problem response (`application/problem+json`, the `Problem` schema).
+pub fn problem_response(description: &str) -> RefOr<ResponseDoc> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }
 
 /// The document, built once.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{self, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{self, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -47,18 +47,7 @@ impl utoipa::IntoResponses for AwsReportResponses {
         for text in ["text/csv", "text/markdown", "text/html", "text/plain"] {
             report = report.content(text, typed(Type::String));
         }
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-                .into()
-        };
+        let problem = super::openapi::problem_response;
         BTreeMap::from([
             ("200".to_owned(), report.build().into()),
             ("400".to_owned(), problem("Bad parameter, named in errors")),

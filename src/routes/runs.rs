@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -149,17 +148,14 @@ async fn list(
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let page = repo::list(&state.db, &query.filter, limit, query.cursor).await?;
     let next = page.next_before.map(|id| query.next_link(id, limit));
-    let mut response = Json(RunList {
-        items: page.items,
-        next: next.clone(),
-    })
-    .into_response();
-    if let Some(link) =
-        next.and_then(|n| HeaderValue::from_str(&format!("<{n}>; rel=\"next\"")).ok())
-    {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    let link = next.clone();
+    Ok(super::page(
+        RunList {
+            items: page.items,
+            next,
+        },
+        link.as_deref(),
+    ))
 }
 
 /// One run: its params, outcome, per-target results and output.

@@ -230,17 +230,14 @@ async fn list(
     let after = query.after()?;
     let page = repo::list(&state.db, &query.filter, limit, after.as_deref()).await?;
     let next = page.next_after.map(|after| query.next_link(&after, limit));
-    let mut response = Json(ServiceList {
-        items: page.items,
-        next: next.clone(),
-    })
-    .into_response();
-    if let Some(link) =
-        next.and_then(|n| HeaderValue::from_str(&format!("<{n}>; rel=\"next\"")).ok())
-    {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    let link = next.clone();
+    Ok(super::page(
+        ServiceList {
+            items: page.items,
+            next,
+        },
+        link.as_deref(),
+    ))
 }
 
 fn parse_key(key: &str) -> Result<ServiceKey, ApiError> {
