@@ -221,9 +221,9 @@ async fn more_targets_than_max_targets_is_refused() {
     assert_eq!(raised["summary"]["changed"], 3, "{raised}");
 }
 
-#[tokio::test]
-async fn one_missing_id_gives_a_partial_run_with_the_others_done() {
-    let pincher = Pincher::new(0).await;
+crate::both_backends! {
+    async fn one_missing_id_gives_a_partial_run_with_the_others_done(backend) {
+    let pincher = Pincher::on(backend, 0).await;
     let (org, m) = (&pincher.org, &pincher.org.management);
     let ids = org.run_instances(m, REGION, 2, "t3.micro", &[]).await;
     let missing = "i-0123456789abcdef0".to_owned();
@@ -259,6 +259,7 @@ async fn one_missing_id_gives_a_partial_run_with_the_others_done() {
     assert_eq!(runs[0]["trigger"], "cli");
     assert_eq!(runs[0]["actor"], "cli");
     assert_eq!(runs[0]["results"].as_array().map(Vec::len), Some(3));
+}
 }
 
 #[tokio::test]
