@@ -99,14 +99,14 @@ fn probes(ctx: &Context) -> Vec<Probe> {
         });
     }
     if ctx.settings.opsmanager.base_url.is_some() {
-        let opsmanager =
-            crate::plugins::opsmanager::OpsManagerClient::from_settings(&ctx.settings.opsmanager);
+        let ctx = ctx.clone();
         probes.push(Probe {
             name: "opsmanager",
             component_type: "system",
             required: false,
             run: Box::pin(async move {
-                opsmanager
+                ctx.opsmanager()
+                    .await
                     .map_err(|e| e.to_string())?
                     .check()
                     .await
@@ -115,13 +115,15 @@ fn probes(ctx: &Context) -> Vec<Probe> {
         });
     }
     if ctx.settings.chef.server_url.is_some() {
-        let chef = crate::plugins::chef::ChefClient::from_settings(&ctx.settings.chef);
+        let ctx = ctx.clone();
         probes.push(Probe {
             name: "chef",
             component_type: "system",
             required: false,
             run: Box::pin(async move {
-                chef.map_err(|e| e.to_string())?
+                ctx.chef()
+                    .await
+                    .map_err(|e| e.to_string())?
                     .check()
                     .await
                     .map(drop)
