@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{Notify, OnceCell, watch};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -42,6 +42,9 @@ pub struct Shared {
     /// Action runs in progress in this process, so shutdown can wait for them or mark them
     /// abandoned.
     pub in_flight: InFlight,
+    /// Rule runs in progress in this process, by rule name.
+    pub rule_runs: InFlight<String>,
+    stopping: watch::Sender<bool>,
     aws: SharedAws,
     backup_store: OnceCell<BackupStore>,
     chef: OnceCell<ChefClient>,
@@ -71,11 +74,24 @@ impl Context {
             db,
             templates,
             in_flight: InFlight::default(),
+            rule_runs: InFlight::default(),
+            stopping: watch::Sender::new(false),
             aws: SharedAws::default(),
             backup_store: OnceCell::new(),
             chef: OnceCell::new(),
             opsmanager: OnceCell::new(),
         })))
+    }
+
+    /// Tells the work in progress that the process is stopping: rule runs start no further
+    /// step, schedulers claim no further slot.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether the process is stopping, and a way to wait until it is.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// The AWS SDK configuration, loaded on first use.
@@ -120,25 +136,32 @@ impl Context {
 }
 
 /// Action runs in progress in this process, each with the task that runs it.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    runs: Mutex<HashMap<Uuid, (&'static str, tokio::task::AbortHandle)>>,
+#[derive(Debug)]
+pub struct InFlight<L = &'static str> {
+    runs: Mutex<HashMap<Uuid, (L, tokio::task::AbortHandle)>>,
     changed: Notify,
+}
+
+impl<L> Default for InFlight<L> {
+    fn default() -> Self {
+        Self {
+            runs: Mutex::default(),
+            changed: Notify::new(),
+        }
+    }
 }
 
 /// A run that was stopped before it finished: its id and action.
 pub type Unfinished = (Uuid, &'static str);
 
-impl InFlight {
-    fn runs(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, (&'static str, tokio::task::AbortHandle)>> {
+impl<L> InFlight<L> {
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (L, tokio::task::AbortHandle)>> {
         // The map is consistent after every single operation.
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Lists the run `id` of `action`, run by `task`.
-    pub fn add(&self, id: Uuid, action: &'static str, task: tokio::task::AbortHandle) {
+    pub fn add(&self, id: Uuid, action: L, task: tokio::task::AbortHandle) {
         self.runs().insert(id, (action, task));
     }
 
@@ -160,7 +183,7 @@ impl InFlight {
 
     /// Waits up to `limit` for every run in progress to finish; stops the ones still running
     /// then and returns them.
-    pub async fn drain(&self, limit: Duration) -> Vec<Unfinished> {
+    pub async fn drain(&self, limit: Duration) -> Vec<(Uuid, L)> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let changed = self.changed.notified();
@@ -171,8 +194,7 @@ impl InFlight {
                 break;
             }
         }
-        let left: Vec<(Uuid, (&'static str, tokio::task::AbortHandle))> =
-            self.runs().drain().collect();
+        let left: Vec<(Uuid, (L, tokio::task::AbortHandle))> = self.runs().drain().collect();
         left.into_iter()
             .map(|(id, (action, task))| {
                 task.abort();

@@ -15,3 +15,4 @@ pub mod plugins;
 pub mod render;
 pub mod report;
 pub mod routes;
+pub mod scheduler;

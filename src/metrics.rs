@@ -52,6 +52,14 @@ pub struct Metrics {
     pub action_targets: IntCounterVec,
     /// How long action runs took, by action.
     pub action_run_duration: HistogramVec,
+    /// Rule runs by rule and outcome, as recorded in the database.
+    pub rule_runs: IntCounterVec,
+    /// Each rule's last successful run (or, before its first, when its schedule began).
+    pub rule_last_success: prometheus::GaugeVec,
+    /// Each enabled scheduled rule's next fire time.
+    pub rule_next_run: prometheus::GaugeVec,
+    /// Each enabled scheduled rule's period: the time between its next two fire times.
+    pub rule_period: prometheus::GaugeVec,
 }
 
 /// The metrics of this process.
@@ -159,6 +167,30 @@ impl Metrics {
             .buckets(RUN_BUCKETS.to_vec()),
             &["action"],
         ));
+        let rule_runs = defined(IntCounterVec::new(
+            Opts::new(
+                "pincher_rule_runs_total",
+                "Rule runs by rule and outcome (ok, partial, failed, abandoned, missed), as \
+                 recorded in the database; one series per existing rule.",
+            ),
+            &["rule", "outcome"],
+        ));
+        let rule_gauge = |name: &str, help: &str| {
+            defined(prometheus::GaugeVec::new(Opts::new(name, help), &["rule"]))
+        };
+        let rule_last_success = rule_gauge(
+            "pincher_rule_last_success_timestamp_seconds",
+            "End of each rule's last successful run, Unix seconds (before its first success: \
+             when its schedule began).",
+        );
+        let rule_next_run = rule_gauge(
+            "pincher_rule_next_run_timestamp_seconds",
+            "Next fire time of each enabled scheduled rule, Unix seconds.",
+        );
+        let rule_period = rule_gauge(
+            "pincher_rule_period_seconds",
+            "Time between the next two fire times of each enabled scheduled rule.",
+        );
         let build_info = defined(IntGaugeVec::new(
             Opts::new(
                 "pincher_build_info",
@@ -182,6 +214,10 @@ impl Metrics {
             Box::new(action_runs.clone()),
             Box::new(action_targets.clone()),
             Box::new(action_run_duration.clone()),
+            Box::new(rule_runs.clone()),
+            Box::new(rule_last_success.clone()),
+            Box::new(rule_next_run.clone()),
+            Box::new(rule_period.clone()),
             Box::new(build_info),
             #[cfg(target_os = "linux")]
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
@@ -204,6 +240,10 @@ impl Metrics {
             action_runs,
             action_targets,
             action_run_duration,
+            rule_runs,
+            rule_last_success,
+            rule_next_run,
+            rule_period,
         }
     }
 
@@ -288,6 +328,9 @@ impl Metrics {
             }
             Err(e) => tracing::debug!(error = %e, "cannot count backup runs for the metrics"),
         }
+        if let Err(e) = self.refresh_rules(db).await {
+            tracing::debug!(error = %e, "cannot read the rules for the metrics");
+        }
         match tokio::time::timeout(STORE_LIST_TIMEOUT, store.list(None)).await {
             Ok(Ok(entries)) => {
                 let mut per_group = std::collections::BTreeMap::<String, i64>::new();
@@ -304,6 +347,49 @@ impl Metrics {
             Ok(Err(e)) => tracing::debug!(error = %e, "cannot list backups for the metrics"),
             Err(_) => tracing::debug!("listing backups for the metrics timed out"),
         }
+    }
+
+    /// Refreshes the rule series from the database: one per existing rule.
+    async fn refresh_rules(&self, db: &Db) -> Result<(), crate::db::DbError> {
+        let rules = crate::db::rules::scheduled(db, false).await?;
+        let counts = crate::db::rules::run_counts(db).await?;
+        let now = time::OffsetDateTime::now_utc();
+        self.rule_last_success.reset();
+        self.rule_next_run.reset();
+        self.rule_period.reset();
+        for scheduled in &rules {
+            let rule = &scheduled.rule;
+            let last_success = counts
+                .iter()
+                .filter(|c| c.rule_name == rule.name && c.outcome == "ok")
+                .find_map(|c| c.last_finished)
+                .unwrap_or(scheduled.since);
+            self.rule_last_success
+                .with_label_values(&[rule.name.as_str()])
+                .set(last_success.unix_timestamp() as f64);
+            if let Some(schedule) = rule.parsed_schedule().filter(|_| rule.enabled) {
+                if let Some(next) = schedule.next_after(now) {
+                    self.rule_next_run
+                        .with_label_values(&[rule.name.as_str()])
+                        .set(next.unix_timestamp() as f64);
+                }
+                if let Some(period) = schedule.period(now) {
+                    self.rule_period
+                        .with_label_values(&[rule.name.as_str()])
+                        .set(period.as_seconds_f64());
+                }
+            }
+        }
+        for count in counts {
+            let counter = self
+                .rule_runs
+                .with_label_values(&[count.rule_name.as_str(), count.outcome.as_str()]);
+            let recorded = u64::try_from(count.runs).unwrap_or(0);
+            if recorded > counter.get() {
+                counter.inc_by(recorded - counter.get());
+            }
+        }
+        Ok(())
     }
 
     /// The text exposition of every metric.

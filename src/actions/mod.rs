@@ -296,6 +296,36 @@ pub fn find(name: &str) -> Option<&'static dyn ErasedAction> {
     registry().iter().copied().find(|a| a.name() == name)
 }
 
+/// Checks a rule's steps against the registry: the action must exist and accept the params.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Registered;
+
+impl crate::domain::rule::StepCheck for Registered {
+    fn check(&self, action: &str, params: &Value) -> Vec<FieldError> {
+        let Some(found) = find(action) else {
+            return vec![FieldError::new(
+                "action",
+                format!("no action {action:?}; see GET /actions"),
+            )];
+        };
+        match found.check(params.clone()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .0
+                .into_iter()
+                .map(|e| {
+                    let field = if e.field.is_empty() {
+                        "params".to_owned()
+                    } else {
+                        format!("params.{}", e.field)
+                    };
+                    FieldError::new(field, e.message)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What `GET /actions` and `pincher actions list` show of an action.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionInfo {

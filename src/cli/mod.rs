@@ -5,8 +5,10 @@ pub mod actions;
 pub mod aws;
 pub mod chef;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod opsmanager;
+pub mod rules;
 pub mod runs;
 pub mod serve;
 pub mod services;
@@ -61,6 +63,10 @@ pub enum Command {
     Actions(actions::Opts),
     /// The recorded action runs.
     Runs(runs::Opts),
+    /// Rules: ordered steps of actions, on demand or on a schedule.
+    Rules(Box<rules::Opts>),
+    /// Run the rules scheduler (any number of replicas on one PostgreSQL database).
+    Daemon(daemon::Opts),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -127,6 +133,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Aws(opts) => aws::run(*opts, settings).await,
             Command::Actions(opts) => actions::run(opts),
             Command::Runs(opts) => runs::run(opts, settings).await,
+            Command::Rules(opts) => rules::run(*opts, settings).await,
+            Command::Daemon(opts) => daemon::run(opts, settings).await,
         }
     })
 }

@@ -8,10 +8,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Outcome;
-use crate::actions::runner::abandon;
 use crate::config::{AuthMode, Settings};
 use crate::middleware::AppState;
 use crate::routes;
+use crate::scheduler;
 
 /// `pincher serve`
 #[derive(Debug, Args)]
@@ -22,6 +22,9 @@ pub struct Opts {
     /// Port to bind; 0 picks a free one (overrides `server.port`).
     #[arg(long)]
     port: Option<u16>,
+    /// Also run the rules scheduler in this process (as `scheduler.enabled` does).
+    #[arg(long)]
+    scheduler: bool,
 }
 
 /// Longest the database pool may take to close after every request finished.
@@ -36,6 +39,9 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
     }
     if let Some(port) = opts.port {
         settings.server.port = port;
+    }
+    if opts.scheduler {
+        settings.scheduler.enabled = true;
     }
     settings.validate()?;
     if settings.auth.mode == AuthMode::Disabled {
@@ -89,6 +95,12 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             }
         });
     }
+    let replica = scheduler::replica_name();
+    if state.settings.scheduler.enabled {
+        tokio::spawn(scheduler::run(state.app.clone(), replica.clone()));
+    } else if let Err(e) = scheduler::abandon_expired(&state.app).await {
+        tracing::debug!(error = %e, "cannot look for rule runs whose lease expired");
+    }
     let app = routes::router(state.clone());
     let mut server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -139,18 +151,10 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             DB_CLOSE_AFTER_DRAIN_TIMEOUT
         }
     };
-    // Action runs go on past their requests; they get what is left of the drain timeout, and
-    // the ones still running then are stopped and recorded as abandoned, never left running.
-    let unfinished = state
-        .in_flight
-        .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
-        .await;
-    abandon(
-        &state.app,
-        &unfinished,
-        "the server shut down before the run finished",
-    )
-    .await;
+    // Action and rule runs go on past their requests; they get what is left of the drain
+    // timeout, and the ones still running then are stopped and recorded as abandoned, never
+    // left running.
+    scheduler::drain(&state.app, deadline).await;
     // Connections still held by requests the drain gave up on (or by background work) would
     // keep the pool from closing; the process does not wait for them past this bound.
     if tokio::time::timeout(close_within, state.db.close())
@@ -197,7 +201,8 @@ async fn prepare_database(state: &AppState) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM, and logs which.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -61,6 +61,8 @@ pub struct Settings {
     pub status: StatusSettings,
     /// How actions run.
     pub actions: ActionSettings,
+    /// The rules scheduler.
+    pub scheduler: SchedulerSettings,
     /// Folder of report templates overriding the embedded ones by file name
     /// (`report.html.j2`, `report.md.j2`).
     pub templates_dir: Option<PathBuf>,
@@ -412,6 +414,32 @@ impl Default for StatusSettings {
     }
 }
 
+/// `[scheduler]`: the rules scheduler (`pincher daemon`, or inside `serve`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Run the scheduler inside `pincher serve` (as `serve --scheduler` does).
+    pub enabled: bool,
+    /// How often the scheduler looks for due slots and expired leases.
+    pub tick_ms: u64,
+    /// How long a replica's claim on a running rule run lasts unless it renews it (every
+    /// third of this): a replica that dies leaves its run abandoned this long after.
+    pub lease_secs: u64,
+    /// How late a slot may still run after downtime; older slots are recorded as missed.
+    pub catch_up_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            tick_ms: 500,
+            lease_secs: 30,
+            catch_up_secs: 300,
+        }
+    }
+}
+
 /// `[actions]`: how actions run, whoever starts them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -634,6 +662,15 @@ impl Settings {
                     self.actions.protect_tag
                 ),
             ));
+        }
+        if self.scheduler.tick_ms == 0 || self.scheduler.tick_ms > 60_000 {
+            return Err(invalid(
+                "scheduler.tick_ms",
+                "expected 1 to 60000 milliseconds",
+            ));
+        }
+        if self.scheduler.lease_secs < 2 {
+            return Err(invalid("scheduler.lease_secs", "expected at least 2"));
         }
         if self.status.check_timeout_ms == 0 {
             return Err(invalid("status.check_timeout_ms", "expected at least 1"));

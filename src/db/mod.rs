@@ -8,6 +8,7 @@
 //! pool as soon as the read is done. WAL lets them read while a write is in progress.
 
 pub mod backups;
+pub mod rules;
 pub mod runs;
 pub mod services;
 pub mod tokens;

@@ -1,6 +1,7 @@
 //! Domain types shared by the HTTP routes, the CLI and the database layer. Values are
 //! parsed once at the edge, so the rest of the code can trust them.
 
+pub mod rule;
 pub mod run;
 pub mod service;
 pub mod token;

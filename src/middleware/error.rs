@@ -79,6 +79,20 @@ pub struct Problem<'a> {
     pub errors: &'a [FieldError],
 }
 
+/// A documented problem response (`application/problem+json`, the `Problem` schema).
+pub fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            utoipa::openapi::content::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
 impl ApiError {
     /// A 400 naming one query parameter.
     pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {

@@ -46,7 +46,7 @@ impl utoipa::IntoResponses for RunResponses {
                 .build()
                 .into()
         };
-        let problem = super::openapi::problem_response;
+        let problem = crate::middleware::error::problem_response;
         BTreeMap::from([
             (
                 "201".to_owned(),

@@ -144,6 +144,32 @@ impl IfMatch {
     }
 }
 
+/// Refuses a write when `If-Match` does not match `etag`, the current tag of `what` (e.g.
+/// `service billing`): 412.
+pub fn check_if_match(headers: &HeaderMap, etag: &str, what: &str) -> Result<(), ApiError> {
+    match IfMatch::from_headers(headers)? {
+        Some(cond) if !cond.matches(etag) => Err(ApiError::PreconditionFailed(format!(
+            "If-Match does not match the current ETag {etag} of {what}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `body` as JSON with `status` and an `ETag` header.
+pub fn with_etag<T: serde::Serialize>(
+    status: axum::http::StatusCode,
+    body: T,
+    etag: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let etag = axum::http::HeaderValue::from_str(etag).ok();
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
         "services": "/services",
         "actions": "/actions",
         "runs": "/runs",
+        "rules": "/rules",
         "tokens": "/tokens",
         "status": "/status",
         "live": "/status/live",

@@ -7,6 +7,7 @@ pub mod index;
 pub mod metrics;
 pub mod openapi;
 pub mod reports;
+pub mod rules;
 pub mod runs;
 pub mod services;
 pub mod status;

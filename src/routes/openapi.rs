@@ -6,9 +6,7 @@ use std::sync::LazyLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr, Response as ResponseDoc, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,7 +34,8 @@ use crate::middleware::AppState;
         (name = "tokens", description = "API tokens (admin scope)"),
         (name = "backups", description = "Ops Manager automation-config backups"),
         (name = "reports", description = "AWS inventory and cost reports"),
-        (name = "actions", description = "The actions, their runs, and the record of every run")
+        (name = "actions", description = "The actions, their runs, and the record of every run"),
+        (name = "rules", description = "Rules: ordered steps of actions, on demand or on a schedule")
     )
 )]
 struct ApiDoc;
@@ -73,20 +72,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(super::reports::router())
         .merge(super::actions::router())
         .merge(super::runs::router())
-}
-
-/// A documented problem response (`application/problem+json`, the `Problem` schema).
-pub fn problem_response(description: &str) -> RefOr<ResponseDoc> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
-        .build()
-        .into()
+        .merge(super::rules::router())
 }
 
 /// The document, built once.

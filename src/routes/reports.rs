@@ -47,7 +47,7 @@ impl utoipa::IntoResponses for AwsReportResponses {
         for text in ["text/csv", "text/markdown", "text/html", "text/plain"] {
             report = report.content(text, typed(Type::String));
         }
-        let problem = super::openapi::problem_response;
+        let problem = crate::middleware::error::problem_response;
         BTreeMap::from([
             ("200".to_owned(), report.build().into()),
             ("400".to_owned(), problem("Bad parameter, named in errors")),

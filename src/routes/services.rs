@@ -1,16 +1,15 @@
 //! `/services`: the registry of services, with paging, filters and optimistic concurrency.
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{IfMatch, JsonBody};
+use super::extract::{JsonBody, check_if_match};
 use crate::db::services as repo;
 use crate::domain::service::{Service, ServiceFilter, ServiceKey, ServiceName, ServiceSpec};
 use crate::middleware::AppState;
@@ -245,23 +244,16 @@ fn parse_key(key: &str) -> Result<ServiceKey, ApiError> {
 }
 
 fn with_etag(status: StatusCode, service: Service) -> Response {
-    let etag = HeaderValue::from_str(&service.etag()).ok();
-    let mut response = (status, Json(service)).into_response();
-    if let Some(etag) = etag {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+    let etag = service.etag();
+    super::extract::with_etag(status, service, &etag)
 }
 
 fn check_precondition(headers: &HeaderMap, current: &Service) -> Result<(), ApiError> {
-    match IfMatch::from_headers(headers)? {
-        Some(cond) if !cond.matches(&current.etag()) => Err(ApiError::PreconditionFailed(format!(
-            "If-Match does not match the current ETag {} of service {}",
-            current.etag(),
-            current.name
-        ))),
-        _ => Ok(()),
-    }
+    check_if_match(
+        headers,
+        &current.etag(),
+        &format!("service {}", current.name),
+    )
 }
 
 /// Registers a service.

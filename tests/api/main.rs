@@ -10,4 +10,5 @@ mod index;
 mod limits;
 mod observability;
 mod openapi;
+mod rules;
 mod services;

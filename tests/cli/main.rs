@@ -6,5 +6,6 @@ mod support;
 
 mod cli;
 mod config;
+mod rules;
 mod serve;
 mod services;

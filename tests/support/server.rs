@@ -31,9 +31,20 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `pincher serve --port 0` in `dir` with extra environment variables.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(dir, env, &["serve", "--port", "0"], "listening")
+    }
+
+    /// Starts `pincher daemon` in `dir` with extra environment variables; `address` is empty.
+    pub fn daemon(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(dir, env, &["daemon"], "scheduler started")
+    }
+
+    /// Starts `pincher ARGS…` with JSON logs and waits for the log line `ready`.
+    fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], ready: &'static str) -> Self {
         let mut child = pincher_command(dir)
             .envs(env.iter().copied())
-            .args(["--log-format", "json", "serve", "--port", "0"])
+            .args(["--log-format", "json"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -46,7 +57,7 @@ impl ServerProcess {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let log: serde_json::Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-                if log["message"] == "listening" {
+                if log["message"] == ready {
                     let _ = tx.send(log["address"].as_str().unwrap_or_default().to_owned());
                 }
                 collected.lock().expect("lock").push(log);
@@ -54,7 +65,7 @@ impl ServerProcess {
         });
         let address = rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("pincher serve reports its address");
+            .unwrap_or_else(|e| panic!("pincher {args:?} did not log {ready:?}: {e}"));
         Self {
             child,
             address,
@@ -69,8 +80,17 @@ impl ServerProcess {
 
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Kills the process outright (SIGKILL): it gets no chance to clean up.
+    pub fn sigkill(&self) {
+        self.signal("-KILL");
+    }
+
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
