@@ -263,3 +263,40 @@ async fn sigterm_lets_the_current_step_finish_and_says_where_the_run_stopped() {
         "{ended}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_the_scheduler_runs_due_rules_on_sqlite() {
+    let env = Env::new(Backend::Sqlite, 1).await;
+    let group = env.fake.group_ids()[0].clone();
+    apply(
+        &env,
+        &json!({
+            "name": "every-second",
+            "schedule": "* * * * * *",
+            "steps": [{"action": "opsmanager.backup", "params": {"groups": [group]}}]
+        }),
+    )
+    .await;
+    let vars = daemon_vars(&env, &[]);
+    let mut server =
+        ServerProcess::start_with(env.database.dir.path(), &borrowed(&vars), &["--scheduler"]);
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no scheduled run"
+        );
+        let ok = runs(&env, "every-second")
+            .await
+            .into_iter()
+            .filter(|r| r["outcome"] == "ok" && r["trigger"] == "schedule")
+            .count();
+        if ok >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    assert!(env.expected_path(&group).is_file());
+}

@@ -34,6 +34,13 @@ impl ServerProcess {
         Self::spawn(dir, env, &["serve", "--port", "0"], "listening")
     }
 
+    /// Starts `pincher serve --port 0 ARGS…` in `dir` with extra environment variables.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut all = vec!["serve", "--port", "0"];
+        all.extend_from_slice(args);
+        Self::spawn(dir, env, &all, "listening")
+    }
+
     /// Starts `pincher daemon` in `dir` with extra environment variables; `address` is empty.
     pub fn daemon(dir: &Path, env: &[(&str, &str)]) -> Self {
         Self::spawn(dir, env, &["daemon"], "scheduler started")
