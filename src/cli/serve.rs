@@ -95,11 +95,8 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             }
         });
     }
-    let replica = scheduler::replica_name();
     if state.settings.scheduler.enabled {
-        tokio::spawn(scheduler::run(state.app.clone(), replica.clone()));
-    } else if let Err(e) = scheduler::abandon_expired(&state.app).await {
-        tracing::debug!(error = %e, "cannot look for rule runs whose lease expired");
+        tokio::spawn(scheduler::run(state.app.clone(), scheduler::replica_name()));
     }
     let app = routes::router(state.clone());
     let mut server = tokio::spawn(async move {
