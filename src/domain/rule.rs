@@ -18,6 +18,10 @@ use super::{FieldError, ValidationErrors};
 /// Most steps one rule may have.
 pub const MAX_STEPS: usize = 50;
 
+/// A schedule must fire within this many days of being written (ten years: every leap day
+/// and every weekday-of-a-date combination fires well within it).
+const FIRST_FIRE_DAYS: i64 = 3653;
+
 /// What a rule does when a step does not end `ok`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -88,7 +92,23 @@ impl Schedule {
             .build()
             .parse(expression)
             .map_err(|e| ("schedule", format!("not a cron expression: {e}")))?;
-        Ok(Self { cron, zone })
+        let schedule = Self { cron, zone };
+        // A schedule that never fires (30 February) would make every search for its next
+        // slot run to the end of the calendar, at every scheduler tick.
+        let now = OffsetDateTime::now_utc();
+        if schedule
+            .next_after(now)
+            .is_none_or(|next| next > now + time::Duration::days(FIRST_FIRE_DAYS))
+        {
+            return Err((
+                "schedule",
+                format!(
+                    "{expression:?} does not fire in the next {} years",
+                    FIRST_FIRE_DAYS / 365
+                ),
+            ));
+        }
+        Ok(schedule)
     }
 
     /// The first fire time after `after` (not at it), in UTC.
@@ -119,11 +139,6 @@ impl Schedule {
             cursor = next;
         }
         slots.into()
-    }
-
-    /// The time zone.
-    pub fn zone(&self) -> chrono_tz::Tz {
-        self.zone
     }
 
     /// `t` as the schedule's local time, e.g. `2026-03-30 19:00:00 CEST (+02:00)`.

@@ -40,6 +40,7 @@ both_backends! {
         for (field, value, expected) in [
             ("schedule", json!("61 * * * *"), "schedule"),
             ("schedule", json!("* * * *"), "schedule"),
+            ("schedule", json!("0 0 30 2 *"), "schedule"),
             ("timezone", json!("Mars/Olympus"), "timezone"),
             ("on_failure", json!("retry"), "on_failure"),
             ("name", json!("Not A Slug"), "name"),
