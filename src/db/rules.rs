@@ -419,6 +419,21 @@ pub async fn finish(db: &Db, run: &RuleRun) -> Result<bool, DbError> {
     Ok(finished > 0)
 }
 
+/// Whether any running run's lease expired before `now` (a read, so that a scheduler tick
+/// with nothing to abandon writes nothing).
+pub async fn any_expired(db: &Db, now: OffsetDateTime) -> Result<bool, DbError> {
+    let found: i64 = on_reader!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM rule_runs \
+             WHERE outcome = 'running' AND lease_until < $1 LIMIT 1) AS expired",
+        )
+        .bind(now)
+        .fetch_one(pool)
+        .await
+    })?;
+    Ok(found > 0)
+}
+
 /// Marks abandoned every running run whose lease expired before `now`; returns them as they
 /// were (their steps name the action runs to abandon too).
 pub async fn abandon_expired(db: &Db, now: OffsetDateTime) -> Result<Vec<RuleRun>, DbError> {

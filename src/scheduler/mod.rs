@@ -248,7 +248,11 @@ async fn run_step(
 
 /// Marks abandoned the runs whose replica stopped renewing their lease, and their action runs.
 pub async fn abandon_expired(ctx: &Context) -> Result<usize, DbError> {
-    let expired = repo::abandon_expired(&ctx.db, action_runs::now()).await?;
+    let now = action_runs::now();
+    if !repo::any_expired(&ctx.db, now).await? {
+        return Ok(0);
+    }
+    let expired = repo::abandon_expired(&ctx.db, now).await?;
     for run in &expired {
         let running: Vec<Uuid> = run
             .steps
@@ -272,9 +276,10 @@ pub async fn abandon_expired(ctx: &Context) -> Result<usize, DbError> {
 pub async fn run(ctx: Context, replica: String) {
     let mut stopping = ctx.stopping();
     let tick = Duration::from_millis(ctx.settings.scheduler.tick_ms);
+    let mut upcoming = Upcoming::default();
     tracing::info!(replica = %replica, "scheduler started");
     while !*stopping.borrow() {
-        if let Err(e) = tick_once(&ctx, &replica, action_runs::now()).await {
+        if let Err(e) = tick_with(&ctx, &replica, action_runs::now(), &mut upcoming).await {
             tracing::warn!(error = %e, "scheduler tick failed; retrying at the next tick");
         }
         // Replicas started together would otherwise tick in lockstep, one always first.
@@ -287,8 +292,37 @@ pub async fn run(ctx: Context, replica: String) {
     tracing::info!(replica = %replica, "scheduler stopped");
 }
 
+/// Each rule's next fire time after its cursor (its last slot, or when its schedule began),
+/// kept between ticks so that a rule that is not due costs no cron search.
+#[derive(Debug, Default)]
+struct Upcoming(BTreeMap<Uuid, (i64, OffsetDateTime, Option<OffsetDateTime>)>);
+
+impl Upcoming {
+    /// Whether `rule`, at `revision` with `cursor`, is known not to be due at `now`.
+    fn not_due(
+        &self,
+        rule: Uuid,
+        revision: i64,
+        cursor: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> bool {
+        self.0.get(&rule).is_some_and(|(rev, after, next)| {
+            *rev == revision && *after == cursor && next.is_none_or(|next| next > now)
+        })
+    }
+}
+
 /// One pass of the scheduler at `now`.
 pub async fn tick_once(ctx: &Context, replica: &str, now: OffsetDateTime) -> Result<(), DbError> {
+    tick_with(ctx, replica, now, &mut Upcoming::default()).await
+}
+
+async fn tick_with(
+    ctx: &Context,
+    replica: &str,
+    now: OffsetDateTime,
+    upcoming: &mut Upcoming,
+) -> Result<(), DbError> {
     abandon_expired(ctx).await?;
     let rules = repo::scheduled(&ctx.db, true).await?;
     if rules.is_empty() {
@@ -299,20 +333,26 @@ pub async fn tick_once(ctx: &Context, replica: &str, now: OffsetDateTime) -> Res
     let running: BTreeSet<Uuid> = repo::running_rules(&ctx.db).await?.into_iter().collect();
     let catch_up = Duration::from_secs(ctx.settings.scheduler.catch_up_secs);
     let oldest = now - catch_up.max(LOOKBACK);
+    let stopping = ctx.stopping();
     for Scheduled { rule, since } in rules {
-        if *ctx.stopping().borrow() {
+        if *stopping.borrow() {
             break;
+        }
+        let cursor = last
+            .get(&rule.id)
+            .copied()
+            .map_or(since, |slot| slot.max(since));
+        if upcoming.not_due(rule.id, rule.revision, cursor, now) {
+            continue;
         }
         let Some(schedule) = rule.parsed_schedule() else {
             continue;
         };
-        let after = last
-            .get(&rule.id)
-            .copied()
-            .map_or(since, |slot| slot.max(since))
-            .max(oldest);
+        let after = cursor.max(oldest);
         let slots = schedule.slots(after, now, MISSED_LIMIT + 1);
         let Some((&latest, older)) = slots.split_last() else {
+            let next = schedule.next_after(after);
+            upcoming.0.insert(rule.id, (rule.revision, cursor, next));
             continue;
         };
         for &slot in older {
