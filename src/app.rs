@@ -151,6 +151,30 @@ impl<L> Default for InFlight<L> {
     }
 }
 
+/// Runs `work` as the task of run `id`, listed in the in-flight list `list` of `ctx` (labelled
+/// `label`) from before it starts until it ends, so shutdown can neither miss it nor wait for
+/// it once it is done.
+pub fn spawn_listed<L, F>(
+    ctx: &Context,
+    list: fn(&Shared) -> &InFlight<L>,
+    id: Uuid,
+    label: L,
+    work: F,
+) where
+    L: Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+    let task_ctx = ctx.clone();
+    let task = tokio::spawn(async move {
+        let _ = go.await;
+        work.await;
+        list(&task_ctx).remove(id);
+    });
+    list(ctx).add(id, label, task.abort_handle());
+    let _ = go_tx.send(());
+}
+
 /// A run that was stopped before it finished: its id and action.
 pub type Unfinished = (Uuid, &'static str);
 
@@ -160,13 +184,11 @@ impl<L> InFlight<L> {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Lists the run `id` of `action`, run by `task`.
-    pub fn add(&self, id: Uuid, action: L, task: tokio::task::AbortHandle) {
-        self.runs().insert(id, (action, task));
+    fn add(&self, id: Uuid, label: L, task: tokio::task::AbortHandle) {
+        self.runs().insert(id, (label, task));
     }
 
-    /// Unlists the run `id`, which ended.
-    pub fn remove(&self, id: Uuid) {
+    fn remove(&self, id: Uuid) {
         self.runs().remove(&id);
         self.changed.notify_waiters();
     }

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{Action, ActionError, Approval, Assessment, Preapproved, RunEnv, Valid};
-use crate::app::{Context, Unfinished};
+use crate::app::{Context, Unfinished, spawn_listed};
 use crate::db::runs as repo;
 use crate::domain::ValidationErrors;
 use crate::domain::run::{Run, RunOutcome, Trigger};
@@ -142,11 +142,8 @@ pub async fn spawn<A: Action>(
     repo::start(&ctx.db, &run).await?;
     let id = run.id;
     let (done_tx, done) = oneshot::channel();
-    let (go_tx, go) = oneshot::channel::<()>();
     let task_ctx = ctx.clone();
-    let task = tokio::spawn(async move {
-        // Starts once it is listed in progress, so shutdown cannot miss it.
-        let _ = go.await;
+    let work = async move {
         let (_, failure) = perform::<A>(
             &task_ctx,
             &params,
@@ -161,11 +158,9 @@ pub async fn spawn<A: Action>(
         } else if let Some(e) = failure {
             tracing::warn!(run = %run.id, error = %e, "run ended without an output");
         }
-        task_ctx.in_flight.remove(run.id);
         let _ = done_tx.send(run);
-    });
-    ctx.in_flight.add(id, A::NAME, task.abort_handle());
-    let _ = go_tx.send(());
+    };
+    spawn_listed(&ctx, |shared| &shared.in_flight, id, A::NAME, work);
     Ok(Spawned { id, done })
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use utoipa::openapi::content::ContentBuilder;
@@ -114,12 +114,8 @@ pub async fn start_run(
 }
 
 fn run_response(status: StatusCode, run: Run) -> Response {
-    let location = HeaderValue::from_str(&format!("/runs/{}", run.id)).ok();
-    let mut response = (status, Json(run)).into_response();
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
+    let location = format!("/runs/{}", run.id);
+    super::with_location((status, Json(run)).into_response(), &location)
 }
 
 /// Every action: name, summary, whether it changes anything, and its params schema.

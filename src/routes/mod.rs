@@ -17,6 +17,38 @@ use axum::Router;
 
 use crate::middleware::{self, ApiError, AppState, RouteTemplates};
 
+/// Default page size of every listing.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size of every listing.
+pub const MAX_LIMIT: u32 = 500;
+
+/// A listing's `limit` parameter: a whole number from 1 to [`MAX_LIMIT`].
+pub fn parse_limit(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::bad_parameter(
+                "limit",
+                format!("expected a whole number from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
+/// `response` with `Location: path`, the address of what it created or started.
+pub fn with_location(
+    mut response: axum::response::Response,
+    path: &str,
+) -> axum::response::Response {
+    if let Ok(location) = axum::http::HeaderValue::from_str(path) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    response
+}
+
 /// A page of a listing as JSON, its next page's URL also sent as `Link: <…>; rel="next"`.
 pub fn page<T: serde::Serialize>(body: T, next: Option<&str>) -> axum::response::Response {
     use axum::response::IntoResponse;

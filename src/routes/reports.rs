@@ -364,7 +364,13 @@ async fn service_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::NotFound(format!("service {key:?} not found"));
+    // The service named in the path: a name that is not one, or not registered, is a 404.
+    let not_found = |e: ApiError| match &e {
+        ApiError::BadRequest { errors, .. } if errors.iter().any(|f| f.field == "service") => {
+            ApiError::NotFound(format!("service {key:?} not found"))
+        }
+        _ => e,
+    };
     let mut query = raw.unwrap_or_default();
     if !query.is_empty() {
         query.push('&');
@@ -375,12 +381,7 @@ async fn service_report(
             .finish(),
     );
     let (format, params) =
-        query_params::<ServiceReport>(Some(&query), &headers).map_err(|e| match &e {
-            ApiError::BadRequest { errors, .. } if errors.iter().any(|f| f.field == "service") => {
-                not_found()
-            }
-            _ => e,
-        })?;
+        query_params::<ServiceReport>(Some(&query), &headers).map_err(not_found)?;
     if format != ReportFormat::Json {
         return Err(ApiError::bad_parameter(
             "format",
@@ -389,12 +390,7 @@ async fn service_report(
     }
     let outcome = run_report::<ServiceReport>(&state, &params)
         .await
-        .map_err(|e| match &e {
-            ApiError::BadRequest { errors, .. } if errors.iter().any(|f| f.field == "service") => {
-                not_found()
-            }
-            _ => e,
-        })?;
+        .map_err(not_found)?;
     let completeness = completeness_value(outcome.completeness());
     let mut response = axum::Json(outcome).into_response();
     response

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,11 +25,6 @@ use crate::domain::service::{ServiceKey, ServiceName};
 use crate::middleware::error::problem_response;
 use crate::middleware::{ApiError, AppState, auth};
 use crate::scheduler;
-
-/// Default page size of `GET /rules` and `GET /rules/{key}/runs`.
-pub const DEFAULT_LIMIT: u32 = 50;
-/// Largest page size.
-pub const MAX_LIMIT: u32 = 500;
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -126,22 +121,11 @@ fn paging<T>(
     raw: Option<&str>,
     decode: impl Fn(&[u8]) -> Option<T>,
 ) -> Result<(u32, Option<T>), ApiError> {
-    let mut limit = DEFAULT_LIMIT;
+    let mut limit = super::DEFAULT_LIMIT;
     let mut cursor = None;
     for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::bad_parameter(
-                            "limit",
-                            format!("expected a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
+            "limit" => limit = super::parse_limit(&value)?,
             "cursor" => {
                 cursor = Some(
                     URL_SAFE_NO_PAD
@@ -226,12 +210,11 @@ async fn create(
     let spec = RuleSpec::from_json(&body, &Registered)?;
     let rule = repo::create(&state.db, &spec).await?;
     tracing::info!(rule = %rule.name, id = %rule.id, "rule created");
-    let location = HeaderValue::from_str(&format!("/rules/{}", rule.id)).ok();
-    let mut response = rule_etag(rule, StatusCode::CREATED);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let location = format!("/rules/{}", rule.id);
+    Ok(super::with_location(
+        rule_etag(rule, StatusCode::CREATED),
+        &location,
+    ))
 }
 
 /// One rule by id or name.
@@ -425,12 +408,10 @@ async fn run_now(
         Ok(Ok(run)) => (StatusCode::CREATED, run),
         _ => (StatusCode::ACCEPTED, repo::get_run(&state.db, id).await?),
     };
-    let location = HeaderValue::from_str(&format!("/rules/{name}/runs/{id}")).ok();
-    let mut response = (status, Json(run)).into_response();
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(super::with_location(
+        (status, Json(run)).into_response(),
+        &format!("/rules/{name}/runs/{id}"),
+    ))
 }
 
 /// One run of a rule.

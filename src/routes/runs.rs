@@ -14,11 +14,6 @@ use crate::db::runs as repo;
 use crate::domain::run::{Run, RunFilter, RunOutcome, Trigger};
 use crate::middleware::{ApiError, AppState};
 
-/// Default page size of `GET /runs`.
-pub const DEFAULT_LIMIT: u32 = 50;
-/// Largest page size of `GET /runs`.
-pub const MAX_LIMIT: u32 = 500;
-
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -66,19 +61,7 @@ impl ListQuery {
                         ApiError::bad_parameter("trigger", "expected cli, http or rule")
                     })?);
                 }
-                "limit" => {
-                    let limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|l| (1..=MAX_LIMIT).contains(l))
-                        .ok_or_else(|| {
-                            ApiError::bad_parameter(
-                                "limit",
-                                format!("expected a whole number from 1 to {MAX_LIMIT}"),
-                            )
-                        })?;
-                    q.limit = Some(limit);
-                }
+                "limit" => q.limit = Some(super::parse_limit(&value)?),
                 "cursor" => {
                     let id = URL_SAFE_NO_PAD
                         .decode(value.as_bytes())
@@ -145,7 +128,7 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = ListQuery::parse(raw.as_deref())?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let limit = query.limit.unwrap_or(super::DEFAULT_LIMIT);
     let page = repo::list(&state.db, &query.filter, limit, query.cursor).await?;
     let next = page.next_before.map(|id| query.next_link(id, limit));
     let link = next.clone();

@@ -1,7 +1,7 @@
 //! `/services`: the registry of services, with paging, filters and optimistic concurrency.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,11 +14,6 @@ use crate::db::services as repo;
 use crate::domain::service::{Service, ServiceFilter, ServiceKey, ServiceName, ServiceSpec};
 use crate::middleware::AppState;
 use crate::middleware::error::ApiError;
-
-/// Default page size of `GET /services`.
-pub const DEFAULT_LIMIT: u32 = 50;
-/// Largest page size of `GET /services`.
-pub const MAX_LIMIT: u32 = 500;
 
 /// The routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -143,19 +138,7 @@ impl ListQuery {
                     };
                     q.filter.tags.push((k.to_owned(), v.to_owned()));
                 }
-                "limit" => {
-                    let limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|l| (1..=MAX_LIMIT).contains(l))
-                        .ok_or_else(|| {
-                            ApiError::bad_parameter(
-                                "limit",
-                                format!("expected a whole number from 1 to {MAX_LIMIT}"),
-                            )
-                        })?;
-                    q.limit = Some(limit);
-                }
+                "limit" => q.limit = Some(super::parse_limit(&value)?),
                 "cursor" => q.cursor = Some(value.into_owned()),
                 other => {
                     return Err(ApiError::bad_parameter(
@@ -225,7 +208,7 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = ListQuery::parse(raw.as_deref())?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let limit = query.limit.unwrap_or(super::DEFAULT_LIMIT);
     let after = query.after()?;
     let page = repo::list(&state.db, &query.filter, limit, after.as_deref()).await?;
     let next = page.next_after.map(|after| query.next_link(&after, limit));
@@ -283,12 +266,11 @@ async fn create(
     let spec = ServiceSpec::from_json(&body)?;
     let service = repo::create(&state.db, &spec).await?;
     tracing::info!(service = %service.name, id = %service.id, "service created");
-    let location = HeaderValue::from_str(&format!("/services/{}", service.id)).ok();
-    let mut response = with_etag(StatusCode::CREATED, service);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let location = format!("/services/{}", service.id);
+    Ok(super::with_location(
+        with_etag(StatusCode::CREATED, service),
+        &location,
+    ))
 }
 
 /// One service by id or name.

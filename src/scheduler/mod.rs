@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::actions::runner::abandon as abandon_actions;
 use crate::actions::{RunOptions, find};
-use crate::app::Context;
+use crate::app::{Context, spawn_listed};
 use crate::db::rules::{self as repo, Scheduled};
 use crate::db::{DbError, runs as action_runs};
 use crate::domain::rule::{OnFailure, Rule, RuleOutcome, RuleRun, RuleTrigger, StepRun};
@@ -74,18 +74,13 @@ pub async fn start_now(
 /// Runs `run` of `rule` in a task of its own, listed in the context's rule runs.
 fn spawn(ctx: &Context, rule: Rule, run: RuleRun, owner: String) -> oneshot::Receiver<RuleRun> {
     let (done_tx, done) = oneshot::channel();
-    let (go_tx, go) = oneshot::channel::<()>();
-    let id = run.id;
-    let name = rule.name.clone();
+    let (id, name) = (run.id, rule.name.clone());
     let task_ctx = ctx.clone();
-    let task = tokio::spawn(async move {
-        let _ = go.await;
+    let work = async move {
         let finished = execute(&task_ctx, &rule, run, &owner).await;
-        task_ctx.rule_runs.remove(finished.id);
         let _ = done_tx.send(finished);
-    });
-    ctx.rule_runs.add(id, name, task.abort_handle());
-    let _ = go_tx.send(());
+    };
+    spawn_listed(ctx, |shared| &shared.rule_runs, id, name, work);
     done
 }
 
