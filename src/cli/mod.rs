@@ -152,6 +152,15 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// A time as RFC 3339, or nothing when there is none (for tables).
+pub(crate) fn rfc3339(t: Option<time::OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
+}
+
 /// Runs `write` against a locked, buffered stdout and flushes it.
 pub fn with_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let stdout = io::stdout();

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{Outcome, UsageError, with_stdout};
+use super::{Outcome, UsageError, rfc3339, with_stdout};
 use crate::actions::Registered;
 use crate::app::Context;
 use crate::config::Settings;
@@ -83,14 +83,6 @@ enum RulesCommand {
 
 fn key(text: &str) -> anyhow::Result<ServiceKey> {
     ServiceKey::parse(text).map_err(|m| UsageError(format!("rule {text:?}: {m}")).into())
-}
-
-fn rfc3339(t: Option<time::OffsetDateTime>) -> String {
-    t.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_default()
 }
 
 /// Runs the command.

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 
-use super::{Outcome, UsageError, open_database, with_stdout};
+use super::{Outcome, UsageError, open_database, rfc3339, with_stdout};
 use crate::config::Settings;
 use crate::db::runs as repo;
 use crate::domain::run::{Run, RunFilter, RunOutcome, Trigger};
@@ -51,14 +51,6 @@ fn outcome(text: &str) -> Result<RunOutcome, String> {
 
 fn trigger(text: &str) -> Result<Trigger, String> {
     Trigger::parse(text).ok_or_else(|| "expected cli, http or rule".to_owned())
-}
-
-fn rfc3339(t: Option<time::OffsetDateTime>) -> String {
-    t.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_default()
 }
 
 /// Runs the command.
