@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{Selection, TagFilter, result};
+use super::params::{Selection, TagFilter, check_tag_filters, result};
 use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::ValidationErrors;
@@ -49,6 +49,7 @@ impl Params for Ec2ReportParams {
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         self.selection.check(&mut errors);
+        check_tag_filters("tags", self.tags.len(), &mut errors);
         result(errors)
     }
 }

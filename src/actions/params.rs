@@ -325,6 +325,23 @@ impl Selection {
                 ));
             }
         }
+        let limits = crate::config::limits::current();
+        check_count(
+            "regions",
+            "regions",
+            "limits.regions",
+            distinct(&self.regions).len(),
+            limits.regions,
+            errors,
+        );
+        check_count(
+            "accounts",
+            "accounts",
+            "limits.accounts",
+            distinct(&self.accounts).len(),
+            limits.accounts,
+            errors,
+        );
     }
 
     /// The accounts and regions to read.
@@ -334,17 +351,54 @@ impl Selection {
         } else if self.accounts.is_empty() {
             AccountSelection::Current
         } else {
-            AccountSelection::Listed(self.accounts.clone())
+            AccountSelection::Listed(distinct(&self.accounts))
         };
         let regions = if self.all_regions {
             RegionSelection::AllEnabled
         } else if self.regions.is_empty() {
             RegionSelection::Home
         } else {
-            RegionSelection::Listed(self.regions.clone())
+            RegionSelection::Listed(distinct(&self.regions))
         };
         Targets { accounts, regions }
     }
+}
+
+/// `items` without repeats, in their first order.
+pub fn distinct(items: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    items
+        .iter()
+        .filter(|item| seen.insert(item.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Adds an error on `field` when `count` `what` exceed the limit `most` (setting `key`).
+pub fn check_count(
+    field: &str,
+    what: &str,
+    key: &str,
+    count: usize,
+    most: usize,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Err(message) = crate::config::Limits::check_count(what, key, count, most) {
+        errors.push(FieldError::new(field, message));
+    }
+}
+
+/// Adds an error on `field` when there are more tag filters than `limits.tag_filters`.
+pub fn check_tag_filters(field: &str, count: usize, errors: &mut Vec<FieldError>) {
+    let most = crate::config::limits::current().tag_filters;
+    check_count(
+        field,
+        "tag filters",
+        "limits.tag_filters",
+        count,
+        most,
+        errors,
+    );
 }
 
 /// A `KEY=VALUE` tag, as `--tag` and the `tag` query parameter take it.
@@ -400,23 +454,12 @@ pub fn parse_date(text: &str) -> Result<time::Date, String> {
     .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
 }
 
-/// Dates outside these years are refused: reports reach back and forth from them by whole
-/// periods, which must stay within the calendar.
-pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9000;
-
-/// Rejects a date outside [`YEARS`].
+/// Rejects a date outside `limits.earliest_date` ..= `limits.latest_date`.
 pub fn check_date(field: &str, date: Option<time::Date>, errors: &mut Vec<FieldError>) {
     if let Some(date) = date
-        && !YEARS.contains(&date.year())
+        && let Err(message) = crate::config::limits::current().check_date(date)
     {
-        errors.push(FieldError::new(
-            field,
-            format!(
-                "{date} is out of range: use a date from {} to {}",
-                YEARS.start(),
-                YEARS.end()
-            ),
-        ));
+        errors.push(FieldError::new(field, message));
     }
 }
 
@@ -463,6 +506,33 @@ mod tests {
         list.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn repeated_regions_and_accounts_count_once() {
+        let selection = Selection {
+            regions: vec!["eu-west-1".into(); 500],
+            accounts: vec!["123456789012".into(); 2000],
+            ..Selection::default()
+        };
+        let mut errors = Vec::new();
+        selection.check(&mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let targets = selection.targets();
+        assert_eq!(
+            targets.regions,
+            RegionSelection::Listed(vec!["eu-west-1".into()])
+        );
+        let selection = Selection {
+            regions: (0..51).map(|i| format!("r-{i}")).collect(),
+            ..Selection::default()
+        };
+        let mut errors = Vec::new();
+        selection.check(&mut errors);
+        assert!(
+            errors.iter().any(|e| e.message.contains("limits.regions")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::future::Future;
 use aws_config::SdkConfig;
 use serde::{Deserialize, Serialize};
 
-use super::params::{Selection, result};
+use super::params::{Selection, check_count, check_tag_filters, distinct, result};
 use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::run::{RunOutcome, TargetOutcome, TargetResult};
@@ -99,6 +99,16 @@ impl Params for PowerParams {
         if self.max_targets == 0 {
             errors.push(FieldError::new("max_targets", "expected at least 1"));
         }
+        let limits = crate::config::limits::current();
+        check_count(
+            "ids",
+            "ids",
+            "limits.ids",
+            distinct(&self.ids).len(),
+            limits.ids,
+            &mut errors,
+        );
+        check_tag_filters("tags", self.tags.len(), &mut errors);
         self.selection.check(&mut errors);
         result(errors)
     }
@@ -285,7 +295,7 @@ pub async fn run<R: Resource>(
     let found = R::find(
         ctx,
         &params.selection,
-        &params.ids,
+        &distinct(&params.ids),
         &params.tags,
         service,
         &matcher,
@@ -331,7 +341,7 @@ pub async fn run<R: Resource>(
             }
         }
     }
-    for id in &params.ids {
+    for id in &distinct(&params.ids) {
         if !found.candidates.iter().any(|c| &c.id == id) {
             results.push(TargetResult {
                 target: id.clone(),

@@ -97,19 +97,38 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Failure) => ExitCode::from(EXIT_FAILURE),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) if err.downcast_ref::<UsageError>().is_some() => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(EXIT_USAGE)
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(EXIT_FAILURE)
         }
     }
 }
 
+/// An error and its causes on one line, each said once: errors that quote their source in
+/// their own message (as sqlx's and the AWS SDK's do) would otherwise repeat it down the
+/// chain.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if message.is_empty() || text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let env = Environment::load()?;
     let settings = Settings::load(cli.config.as_deref(), &env)?;
+    crate::config::limits::install(settings.limits.clone());
     let filter = env
         .get("PINCHER_LOG")
         .or_else(|| env.get("RUST_LOG"))
@@ -231,5 +250,23 @@ where
             "nothing could be read: all {} part(s) of the report failed",
             report.attempted
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_quoted_by_its_error_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("database unavailable: {0}")]
+        struct Outer(#[source] std::io::Error);
+        let inner = std::io::Error::other("SQLx was built without TLS support");
+        let err = anyhow::Error::new(Outer(inner)).context("cannot open the database");
+        assert_eq!(
+            error_text(&err),
+            "cannot open the database: database unavailable: SQLx was built without TLS support"
+        );
     }
 }

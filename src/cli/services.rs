@@ -212,10 +212,15 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                 tags,
                 name_prefix: prefix,
             };
+            filter
+                .check()
+                .map_err(|e| super::UsageError(format!("--tag: {}", e.message)))?;
             let mut services = Vec::new();
             let mut after: Option<String> = None;
             loop {
-                let want = limit.map_or(500, |l| (l as usize - services.len()).min(500) as u32);
+                let want = limit.map_or(500, |l| {
+                    (l as usize).saturating_sub(services.len()).min(500) as u32
+                });
                 if want == 0 {
                     break;
                 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::logging::LogFormat;
-use super::secret::{DatabaseUrl, redact_secret};
+use super::secret::{DatabaseUrl, redact_secret, redact_url_setting};
 
 /// Prefix of every environment variable that sets a setting.
 pub const ENV_PREFIX: &str = "PINCHER";
@@ -63,6 +63,8 @@ pub struct Settings {
     pub actions: ActionSettings,
     /// The rules scheduler.
     pub scheduler: SchedulerSettings,
+    /// The largest inputs accepted.
+    pub limits: super::Limits,
     /// Folder of report templates overriding the embedded ones by file name
     /// (`report.html.j2`, `report.md.j2`).
     pub templates_dir: Option<PathBuf>,
@@ -85,8 +87,17 @@ pub struct ServerSettings {
     /// Largest accepted total size of the request headers, in bytes (431 above it).
     pub header_limit_bytes: usize,
     /// Most requests served at once; more are refused at once with 503 and `Retry-After`
-    /// rather than queued without bound.
+    /// rather than queued without bound. The probes (`/status/live`, `/status/ready`) are
+    /// not counted, so a flood cannot make a healthy replica fail them.
     pub max_concurrent_requests: usize,
+    /// Longest a client may take to send a request's headers, counted from when the server
+    /// waits for them (so also how long an HTTP/1 keep-alive connection may sit idle).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no bytes read or written for this long is closed once its requests
+    /// are answered (HTTP/2 included).
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -99,6 +110,9 @@ impl Default for ServerSettings {
             body_limit_bytes: 1024 * 1024,
             header_limit_bytes: 16 * 1024,
             max_concurrent_requests: 512,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
         }
     }
 }
@@ -118,6 +132,9 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u64,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+    /// PostgreSQL: longest one statement may run before the server cancels it
+    /// (`statement_timeout`).
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -128,6 +145,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_secs: 5,
             busy_timeout_ms: 5000,
             migrate_on_start: true,
+            statement_timeout_ms: 30_000,
         }
     }
 }
@@ -172,15 +190,28 @@ pub struct AuthSettings {
     /// The authentication mode.
     pub mode: AuthMode,
     /// How long a verified token is trusted before it is checked against the database
-    /// again; a token revoked on another replica stops working within this time.
+    /// again; a token revoked on another replica stops working within this time. At most
+    /// [`MAX_TOKEN_CACHE_TTL_SECS`].
     pub token_cache_ttl_secs: u64,
+    /// How long a token the database did not know is refused without asking it again, so a
+    /// client repeating a bad token does not reach the database.
+    pub negative_cache_secs: u64,
+    /// Most database lookups of unknown tokens in flight at once; further requests with
+    /// unknown tokens wait their turn (within the request timeout).
+    pub max_concurrent_lookups: usize,
 }
+
+/// The longest `auth.token_cache_ttl_secs` may be: a revocation must reach every replica
+/// within minutes.
+pub const MAX_TOKEN_CACHE_TTL_SECS: u64 = 300;
 
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             mode: AuthMode::Token,
             token_cache_ttl_secs: 10,
+            negative_cache_secs: 10,
+            max_concurrent_lookups: 4,
         }
     }
 }
@@ -194,11 +225,18 @@ pub struct AwsSettings {
     /// Home region, used for global APIs and when no region is given.
     pub region: Option<String>,
     /// Endpoint override for every AWS API (moto, LocalStack, VPC endpoints).
+    #[serde(serialize_with = "redact_url_setting")]
     pub endpoint_url: Option<Url>,
     /// Role assumed in each member account for `--all-accounts`.
     pub assume_role_name: String,
     /// Largest number of account × region calls in flight at once.
     pub concurrency: usize,
+    /// Longest a connection to an AWS endpoint may take to open.
+    pub connect_timeout_secs: u64,
+    /// Longest one attempt of an AWS call may take (retries get their own).
+    pub attempt_timeout_secs: u64,
+    /// Longest an AWS call may take with its retries, so a cron run cannot hang.
+    pub operation_timeout_secs: u64,
 }
 
 impl Default for AwsSettings {
@@ -209,6 +247,9 @@ impl Default for AwsSettings {
             endpoint_url: None,
             assume_role_name: "OrganizationAccountAccessRole".into(),
             concurrency: 8,
+            connect_timeout_secs: 5,
+            attempt_timeout_secs: 30,
+            operation_timeout_secs: 120,
         }
     }
 }
@@ -218,6 +259,7 @@ impl Default for AwsSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct OpsManagerSettings {
     /// Base URL, e.g. `https://opsmanager.example.com` (the API path is added).
+    #[serde(serialize_with = "redact_url_setting")]
     pub base_url: Option<Url>,
     /// Public API key (the digest user name).
     pub public_key: Option<String>,
@@ -236,6 +278,9 @@ pub struct OpsManagerSettings {
     pub max_retries: u32,
     /// Delay before the first retry; each further retry waits twice as long.
     pub retry_delay_ms: u64,
+    /// Largest response body accepted, in bytes; a larger one fails that call (and only that
+    /// group's backup).
+    pub max_response_bytes: usize,
 }
 
 impl Default for OpsManagerSettings {
@@ -249,6 +294,7 @@ impl Default for OpsManagerSettings {
             concurrency: 4,
             max_retries: 3,
             retry_delay_ms: 500,
+            max_response_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -258,6 +304,7 @@ impl Default for OpsManagerSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ChefSettings {
     /// Server URL, with or without `/organizations/NAME`.
+    #[serde(serialize_with = "redact_url_setting")]
     pub server_url: Option<Url>,
     /// Client (or user) name that signs requests.
     pub client_name: Option<String>,
@@ -268,6 +315,8 @@ pub struct ChefSettings {
     pub sign_version: String,
     /// Timeout of one API call.
     pub timeout_secs: u64,
+    /// Largest response body accepted, in bytes.
+    pub max_response_bytes: usize,
 }
 
 /// Reads a version written as text or as a number: environment values are parsed, so
@@ -293,6 +342,7 @@ impl Default for ChefSettings {
             client_key: None,
             sign_version: "1.3".into(),
             timeout_secs: 30,
+            max_response_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -607,6 +657,39 @@ impl Settings {
                 "expected at least 1",
             ));
         }
+        if self.auth.token_cache_ttl_secs > MAX_TOKEN_CACHE_TTL_SECS {
+            return Err(invalid(
+                "auth.token_cache_ttl_secs",
+                format!(
+                    "expected at most {MAX_TOKEN_CACHE_TTL_SECS} seconds, so that a revoked \
+                     token stops working on every replica within minutes"
+                ),
+            ));
+        }
+        if self.auth.negative_cache_secs > MAX_TOKEN_CACHE_TTL_SECS {
+            return Err(invalid(
+                "auth.negative_cache_secs",
+                format!("expected at most {MAX_TOKEN_CACHE_TTL_SECS} seconds"),
+            ));
+        }
+        if self.auth.max_concurrent_lookups == 0 {
+            return Err(invalid(
+                "auth.max_concurrent_lookups",
+                "expected at least 1",
+            ));
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "server.header_read_timeout_secs",
+                "expected at least 1",
+            ));
+        }
+        if self.server.idle_timeout_secs == 0 {
+            return Err(invalid("server.idle_timeout_secs", "expected at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "expected at least 1"));
+        }
         if self.server.header_limit_bytes < 1024 {
             return Err(invalid(
                 "server.header_limit_bytes",
@@ -628,6 +711,12 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "expected at least 1"));
+        }
+        if self.database.statement_timeout_ms == 0 {
+            return Err(invalid(
+                "database.statement_timeout_ms",
+                "expected at least 1 (0 would mean no timeout)",
+            ));
         }
         if self.database.acquire_timeout_secs == 0 {
             return Err(invalid(
@@ -663,6 +752,9 @@ impl Settings {
                 ),
             ));
         }
+        if let Err((key, message)) = self.limits.check() {
+            return Err(invalid(key, message));
+        }
         if self.scheduler.tick_ms == 0 || self.scheduler.tick_ms > 60_000 {
             return Err(invalid(
                 "scheduler.tick_ms",
@@ -682,6 +774,18 @@ impl Settings {
                 "templates_dir",
                 format!("{} is not a folder", dir.display()),
             ));
+        }
+        for (key, value) in [
+            ("aws.connect_timeout_secs", self.aws.connect_timeout_secs),
+            ("aws.attempt_timeout_secs", self.aws.attempt_timeout_secs),
+            (
+                "aws.operation_timeout_secs",
+                self.aws.operation_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "expected at least 1"));
+            }
         }
         if self.aws.concurrency == 0 {
             return Err(invalid("aws.concurrency", "expected at least 1"));

@@ -287,7 +287,32 @@ impl ServiceSpec {
                 ));
                 Map::new()
             }
-            Some(Value::Object(m)) => m.clone(),
+            Some(value @ Value::Object(m)) => {
+                let limits = crate::config::limits::current();
+                let depth = crate::config::limits::json_depth(value);
+                let size = serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len());
+                if depth > limits.metadata_depth {
+                    errors.push(FieldError::new(
+                        "metadata",
+                        format!(
+                            "nested {depth} levels deep; at most {} (limits.metadata_depth)",
+                            limits.metadata_depth
+                        ),
+                    ));
+                    Map::new()
+                } else if size > limits.metadata_bytes {
+                    errors.push(FieldError::new(
+                        "metadata",
+                        format!(
+                            "{size} bytes as JSON; at most {} (limits.metadata_bytes)",
+                            limits.metadata_bytes
+                        ),
+                    ));
+                    Map::new()
+                } else {
+                    m.clone()
+                }
+            }
             Some(_) => {
                 errors.push(FieldError::new("metadata", "expected a JSON object"));
                 Map::new()
@@ -376,6 +401,20 @@ pub struct ServiceFilter {
     pub tags: Vec<(String, String)>,
     /// Only services whose name starts with this.
     pub name_prefix: Option<String>,
+}
+
+impl ServiceFilter {
+    /// Refuses more tag filters than `limits.tag_filters`, naming the limit.
+    pub fn check(&self) -> Result<(), FieldError> {
+        let most = crate::config::limits::current().tag_filters;
+        crate::config::Limits::check_count(
+            "tag filters",
+            "limits.tag_filters",
+            self.tags.len(),
+            most,
+        )
+        .map_err(|message| FieldError::new("tag", message))
+    }
 }
 
 #[cfg(test)]

@@ -147,7 +147,13 @@ impl ListQuery {
                     ));
                 }
             }
+            if q.filter.tags.len() > crate::config::limits::current().tag_filters {
+                break;
+            }
         }
+        q.filter
+            .check()
+            .map_err(|e| ApiError::bad_parameter("tag", &e.message))?;
         Ok(q)
     }
 

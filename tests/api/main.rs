@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod abuse;
 mod actions;
 mod auth;
 mod helpers;

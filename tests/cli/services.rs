@@ -202,3 +202,26 @@ fn serve_refuses_disabled_auth_on_a_public_address() {
         stderr(&output)
     );
 }
+
+both_backends! {
+    async fn hostile_input_is_refused_with_the_limit_named(backend) {
+        let env = CliEnv::new(backend).await;
+        let mut args = vec!["services".to_owned(), "list".to_owned()];
+        for i in 0..21 {
+            args.extend(["--tag".to_owned(), format!("k{i}=v")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let refused = env.run(&args);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("limits.tag_filters"), "{}", stderr(&refused));
+
+        let metadata = json!({"blob": "x".repeat(70 * 1024)}).to_string();
+        let refused = env.run(&["services", "create", "--name", "big", "--owner", "t", "--metadata", &metadata]);
+        assert_ne!(refused.status.code(), Some(0));
+        assert!(stderr(&refused).contains("limits.metadata_bytes"), "{}", stderr(&refused));
+
+        let refused = env.run(&["services", "report", "big", "--start", "1999-01-01", "--end", "1999-02-01"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("limits.earliest_date"), "{}", stderr(&refused));
+    }
+}

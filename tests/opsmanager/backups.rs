@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Env, RunPincher, stderr, stdout};
+use crate::harness::{Env, RunPincher, md5_hex, stderr, stdout};
 use crate::support::database::Backend;
 
 async fn env_with_history(groups: usize, versions: usize) -> Env {
@@ -149,6 +149,20 @@ async fn prune_never_deletes_the_newest_backup_of_a_group() {
             file.set_modified(old).expect("set mtime");
         }
     }
+    // A retention longer than the calendar keeps everything instead of overflowing.
+    let deleted = env
+        .json(
+            &[
+                "opsmanager",
+                "backups",
+                "prune",
+                "--keep-days",
+                "4294967295",
+            ],
+            0,
+        )
+        .await;
+    assert_eq!(deleted.as_array().map(Vec::len), Some(0), "{deleted}");
     let deleted = env
         .json(&["opsmanager", "backups", "prune", "--keep-days", "30"], 0)
         .await;
@@ -357,5 +371,55 @@ async fn restore_asks_on_a_terminal_and_stops_unless_told_yes() {
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("live version is now 3"), "{text}");
+    assert_eq!(env.fake.puts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_planted_file_unless_it_is_trusted() {
+    let env = env_with_history(1, 1).await;
+    let group = env.fake.group_ids()[0].clone();
+    let original = std::fs::read(env.expected_path(&group)).expect("read");
+    let mut planted: Value = serde_json::from_slice(&original).expect("json");
+    planted["options"]["downloadBase"] = json!("/tmp/evil");
+    let bytes = serde_json::to_vec(&planted).expect("json");
+    let md5 = md5_hex(&bytes);
+    let version = planted["version"].as_i64().expect("version");
+    let path = env.dir.join(&group).join(format!("{version}-{md5}.json"));
+    std::fs::write(&path, &bytes).expect("plant a file");
+    let file = path.to_str().expect("path");
+
+    let output = env
+        .run(&[
+            "opsmanager",
+            "backups",
+            "restore",
+            file,
+            "--group",
+            &group,
+            "--yes",
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no record of writing a backup with md5")
+            && stderr(&output).contains("--trust-file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(env.fake.puts().is_empty(), "nothing was PUT");
+
+    let out = env
+        .ok(&[
+            "opsmanager",
+            "backups",
+            "restore",
+            file,
+            "--group",
+            &group,
+            "--yes",
+            "--trust-file",
+        ])
+        .await;
+    assert!(out.contains("/options/downloadBase"), "{out}");
     assert_eq!(env.fake.puts().len(), 1);
 }

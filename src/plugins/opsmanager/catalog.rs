@@ -211,9 +211,9 @@ pub fn prune_plan(
         let keep = rank == 0
             || match policy {
                 PrunePolicy::KeepLast(n) => rank < n,
-                PrunePolicy::KeepDays(days) => {
-                    entry.modified >= now - time::Duration::days(i64::from(days))
-                }
+                PrunePolicy::KeepDays(days) => now
+                    .checked_sub(time::Duration::days(i64::from(days)))
+                    .is_none_or(|cutoff| entry.modified >= cutoff),
             };
         rank += 1;
         if !keep {
@@ -321,5 +321,6 @@ mod tests {
             vec![("a".into(), 1)]
         );
         assert!(prune_plan(&entries, PrunePolicy::KeepLast(3), now).is_empty());
+        assert!(prune_plan(&entries, PrunePolicy::KeepDays(u32::MAX), now).is_empty());
     }
 }
