@@ -16,3 +16,4 @@ pub mod render;
 pub mod report;
 pub mod routes;
 pub mod scheduler;
+pub mod server;

@@ -12,6 +12,7 @@ use crate::config::{AuthMode, Settings};
 use crate::middleware::AppState;
 use crate::routes;
 use crate::scheduler;
+use crate::server::{self, ConnectionLimits};
 
 /// `pincher serve`
 #[derive(Debug, Args)]
@@ -74,7 +75,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
     let local = listener.local_addr()?;
     tracing::info!(address = %local, backend = ?state.db.backend(), "listening");
 
-    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut drain_rx = stop_tx.subscribe();
     let stopping = stop_tx.subscribe();
     if let Some(metrics_address) = state.settings.metrics.listen.clone() {
@@ -83,28 +84,22 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             .with_context(|| format!("cannot listen on {metrics_address} (metrics.listen)"))?;
         tracing::info!(address = %listener.local_addr()?, "serving /metrics");
         let app = routes::metrics::standalone(state.clone());
-        let mut stop = stop_tx.subscribe();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the metrics listener failed");
-            }
-        });
+        let limits = ConnectionLimits::from_settings(&state.settings.server);
+        tokio::spawn(server::serve(
+            listener,
+            move || app.clone(),
+            limits,
+            stop_tx.subscribe(),
+        ));
     }
     if state.settings.scheduler.enabled {
         tokio::spawn(scheduler::run(state.app.clone(), scheduler::replica_name()));
     }
     let app = routes::router(state.clone());
+    let limits = ConnectionLimits::from_settings(&state.settings.server);
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await
+        server::serve(listener, move || app.connection(), limits, stop_rx).await;
+        Ok::<(), std::io::Error>(())
     });
     tokio::spawn(async move {
         shutdown_signal().await;

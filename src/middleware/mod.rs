@@ -61,13 +61,25 @@ impl RouteTemplates {
 }
 
 /// One request counted in [`HttpContext::requests_in_service`] until
-/// dropped; it holds the request's reference to its connection. Lock-free, unlike a
-/// semaphore whose release takes its waiter-list mutex: nothing ever waits here.
-struct Admitted(Connection);
+/// dropped (probes are not counted); it holds the request's reference to its connection.
+/// Lock-free, unlike a semaphore whose release takes its waiter-list mutex: nothing ever
+/// waits here.
+struct Admitted {
+    connection: Connection,
+    counted: bool,
+}
 
 impl Admitted {
-    /// Counts the request in, unless the service is at its concurrency limit.
-    fn try_new(connection: &Connection) -> Option<Self> {
+    /// Counts the request in, unless the service is at its concurrency limit. Probes are let
+    /// through uncounted: a flood of API requests must not make a healthy replica fail its
+    /// liveness probe and be restarted.
+    fn try_new(connection: &Connection, probe: bool) -> Option<Self> {
+        if probe {
+            return Some(Self {
+                connection: connection.clone(),
+                counted: false,
+            });
+        }
         let state = &connection.0.state;
         let max = state.settings.server.max_concurrent_requests;
         let before = state.requests_in_service.fetch_add(1, Ordering::AcqRel);
@@ -75,20 +87,30 @@ impl Admitted {
             state.requests_in_service.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Self(connection.clone()))
+        Some(Self {
+            connection: connection.clone(),
+            counted: true,
+        })
     }
 
     fn state(&self) -> &AppState {
-        &self.0.0.state
+        &self.connection.0.state
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.state()
-            .requests_in_service
-            .fetch_sub(1, Ordering::AcqRel);
+        if self.counted {
+            self.state()
+                .requests_in_service
+                .fetch_sub(1, Ordering::AcqRel);
+        }
     }
+}
+
+/// Routes exempt from the concurrency limit: the liveness and readiness probes.
+fn is_probe(route: &str) -> bool {
+    route == "/status/live" || route == "/status/ready"
 }
 
 /// The whole HTTP application: the router inside the per-request work.
@@ -96,7 +118,8 @@ impl Drop for Admitted {
 /// One service wraps the router once, rather than a layer wrapping every route: a request is
 /// checked and routed synchronously in [`Service::call`], and pays for one boxed future, not
 /// for a cloned boxed route, a boxed `Next` and a boxed layer future on top of the router's
-/// own. Serve it with `axum::serve`, like a `Router`: each connection gets a [`Connection`].
+/// own. Serve it with [`crate::server::serve`] (or `axum::serve`, like a `Router`): each
+/// connection gets a [`Connection`].
 #[derive(Clone, Debug)]
 pub struct HttpService {
     state: AppState,
@@ -105,6 +128,11 @@ pub struct HttpService {
 }
 
 impl HttpService {
+    /// The service for one new connection.
+    pub fn connection(&self) -> Connection {
+        Connection(Arc::new(CachePadded::new(self.clone())))
+    }
+
     /// Wraps `routes` (every route and the fallbacks) with the application's state; requests
     /// are labelled in the metrics by the first of `templates` their path matches.
     pub fn new(routes: Router<AppState>, templates: RouteTemplates, state: AppState) -> Self {
@@ -163,7 +191,7 @@ impl Service<Request> for Connection {
         let route = self.0.templates.of(request.uri().path());
         let limits = &self.0.state.settings.server;
         let timeout = Duration::from_secs(limits.request_timeout_secs);
-        let start = match Admitted::try_new(self) {
+        let start = match Admitted::try_new(self, is_probe(route)) {
             None => Start::Answered(ApiError::Overloaded.into_response()),
             Some(_) if headers_size(&request) > limits.header_limit_bytes => {
                 Start::Answered(ApiError::HeadersTooLarge.into_response())
@@ -240,7 +268,7 @@ impl<L: axum::serve::Listener> Service<axum::serve::IncomingStream<'_, L>> for H
     }
 
     fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(Connection(Arc::new(CachePadded::new(self.clone())))))
+        std::future::ready(Ok(self.connection()))
     }
 }
 

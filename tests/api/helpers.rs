@@ -86,7 +86,12 @@ pub async fn spawn_app_unmigrated(url: &str, configure: impl FnOnce(&mut Setting
         .expect("bind a free port");
     let address = format!("http://{}", listener.local_addr().expect("local address"));
     let app = pincher::routes::router(state.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = pincher::server::ConnectionLimits::from_settings(&state.settings.server);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        pincher::server::serve(listener, move || app.connection(), limits, stopped).await;
+        drop(stop);
+    });
     let client = client_with_token(None);
     TestApp {
         address,
@@ -107,7 +112,7 @@ impl TestApp {
     /// Creates a token in the app's database and returns its secret.
     pub async fn create_token(&self, name: &str, scope: Scope) -> String {
         let new = pincher::domain::token::generate().expect("randomness");
-        pincher::db::tokens::create(&self.state.db, name, scope, &new.hash, &new.prefix)
+        pincher::db::tokens::create(&self.state.db, name, scope, &new.hash, &new.prefix, None)
             .await
             .expect("store the token");
         new.expose().to_owned()

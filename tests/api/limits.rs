@@ -205,3 +205,144 @@ async fn a_request_over_the_timeout_is_abandoned_with_503_and_writes_nothing() {
         .await;
     assert_eq!(response.status(), 201, "the name is still free");
 }
+
+/// Reads from `stream` until the server closes it; how long that took.
+async fn time_until_closed(stream: &mut tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return started.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_header_client_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(Backend::Sqlite, |s| s.server.header_read_timeout_secs = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /status/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // One header byte every 200 ms: the request would never end.
+    let drip = {
+        let (mut read, mut write) = stream.into_split();
+        let drip = tokio::spawn(async move {
+            for _ in 0..50 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if write.write_all(b"X").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let closed_after = {
+            use tokio::io::AsyncReadExt;
+            let started = Instant::now();
+            let mut buffer = Vec::new();
+            let _ = read.read_to_end(&mut buffer).await;
+            started.elapsed()
+        };
+        drip.abort();
+        closed_after
+    };
+    assert!(drip >= Duration::from_millis(900), "closed after {drip:?}");
+    assert!(drip < Duration::from_secs(4), "still open after {drip:?}");
+
+    // A connection that sends nothing at all is closed the same way.
+    let mut idle = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let closed = time_until_closed(&mut idle).await;
+    assert!(
+        closed < Duration::from_secs(4),
+        "idle connection open for {closed:?}"
+    );
+    assert_eq!(app.get("/status/live").await.status(), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.server.max_connections = 2;
+        s.server.header_read_timeout_secs = 2;
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let _a = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let _b = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let response = crate::helpers::client_with_token(None)
+        .get(format!("{}/status/live", app.address))
+        .send()
+        .await
+        .expect("send");
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "served after {waited:?}: the two silent connections should have held both slots"
+    );
+    assert!(waited < Duration::from_secs(6), "waited {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_while_bogus_tokens_flood_the_service() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.server.max_concurrent_requests = 4).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..32)
+        .map(|_| {
+            let stop = stop.clone();
+            let client = crate::helpers::client_with_token(None);
+            let url = format!("{}/services", app.address);
+            tokio::spawn(async move {
+                let mut overloaded = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A fresh well-formed token each time: no cache can answer it.
+                    let token = pincher::domain::token::generate().expect("randomness");
+                    if let Ok(response) = client.get(&url).bearer_auth(token.expose()).send().await
+                        && response.status() == 503
+                    {
+                        overloaded += 1;
+                    }
+                }
+                overloaded
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = crate::helpers::client_with_token(None);
+    for _ in 0..40 {
+        let live = probe
+            .get(format!("{}/status/live", app.address))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            live.status(),
+            200,
+            "the liveness probe failed under the flood"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut overloaded = 0;
+    for flooder in flooders {
+        overloaded += flooder.await.expect("flooder");
+    }
+    assert!(
+        overloaded > 0,
+        "the flood never saturated the service; the test proves nothing"
+    );
+}
