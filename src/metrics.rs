@@ -36,6 +36,8 @@ pub struct Metrics {
     pub services_registered: IntGauge,
     /// Requests refused by authentication, by reason.
     pub auth_failures: IntCounterVec,
+    /// Tokens looked up in the database (cache misses), by result.
+    pub token_lookups: IntCounterVec,
     /// Start time of each group's last successful Ops Manager backup run (Unix seconds).
     pub opsmanager_last_success: prometheus::GaugeVec,
     /// Ops Manager backup runs by group and outcome, as recorded in the database.
@@ -106,6 +108,14 @@ impl Metrics {
                 "Requests refused by authentication, by reason: missing, invalid or scope.",
             ),
             &["reason"],
+        ));
+        let token_lookups = defined(IntCounterVec::new(
+            Opts::new(
+                "pincher_token_lookups_total",
+                "Bearer tokens looked up in the database because no cache answered, by result: \
+                 found, unknown or error.",
+            ),
+            &["result"],
         ));
         let opsmanager_last_success = defined(prometheus::GaugeVec::new(
             Opts::new(
@@ -206,6 +216,7 @@ impl Metrics {
             Box::new(db_pool_connections.clone()),
             Box::new(services_registered.clone()),
             Box::new(auth_failures.clone()),
+            Box::new(token_lookups.clone()),
             Box::new(opsmanager_last_success.clone()),
             Box::new(opsmanager_runs.clone()),
             Box::new(opsmanager_backups_stored.clone()),
@@ -232,6 +243,7 @@ impl Metrics {
             db_pool_connections,
             services_registered,
             auth_failures,
+            token_lookups,
             opsmanager_last_success,
             opsmanager_runs,
             opsmanager_backups_stored,

@@ -107,6 +107,11 @@ enum BackupsCommand {
         /// Do not ask for confirmation (required when there is no terminal).
         #[arg(long)]
         yes: bool,
+        /// Restore a file whose content pincher has no record of backing up (one copied in
+        /// by hand, or from another installation). Without it such a file is refused: a file
+        /// planted in the backup folder or bucket is never pushed to every MongoDB host.
+        #[arg(long)]
+        trust_file: bool,
     },
 }
 
@@ -151,10 +156,23 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                     group,
                     dry_run,
                     yes,
-                } => restore(&ctx, &file, &group, dry_run, yes).await,
+                    trust_file,
+                } => restore(&ctx, &file, &group, dry_run, yes, trust_file).await,
             }
         }
     }
+}
+
+/// Whether the backup runs record pincher writing a backup with this MD5.
+async fn recorded_backup(ctx: &Context, md5: &str) -> anyhow::Result<bool> {
+    let db = open_database(&ctx.settings).await.context(
+        "cannot check the backup against the record of backup runs (--trust-file skips this check)",
+    )?;
+    let recorded = crate::db::backups::recorded(&db, md5)
+        .await
+        .context("cannot check the backup against the record of backup runs")?;
+    db.close().await;
+    Ok(recorded)
 }
 
 fn parse_group(id: Option<&str>) -> anyhow::Result<Option<GroupId>> {
@@ -395,12 +413,20 @@ async fn restore(
     group: &str,
     dry_run: bool,
     yes: bool,
+    trust_file: bool,
 ) -> anyhow::Result<Outcome> {
     let group = GroupId::parse(group)?;
     let file = BackupLocation::parse(file)?;
     let backup = read_verified(ctx, &file)
         .await
         .with_context(|| format!("refusing to restore {file}"))?;
+    if !trust_file && !recorded_backup(ctx, &backup.md5).await? {
+        anyhow::bail!(
+            "refusing to restore {file}: pincher has no record of writing a backup with md5 {} \
+             (backup_runs); if you trust this file, run restore again with --trust-file",
+            backup.md5
+        );
+    }
     if let Some(from) = backup.group_id.as_ref().filter(|g| **g != group) {
         eprintln!("note: {file} was backed up from group {from}, restoring into {group}");
     }

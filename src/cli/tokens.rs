@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::{Outcome, open_database, with_stdout};
+use super::{Outcome, UsageError, open_database, with_stdout};
 use crate::config::Settings;
 use crate::db::tokens as repo;
 use crate::domain::token::{self, Scope, TokenName};
@@ -25,6 +25,9 @@ enum TokensCommand {
         /// What it may do.
         #[arg(long, value_enum)]
         scope: Scope,
+        /// Make it stop working after this many days.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        expires_in_days: Option<u32>,
     },
     /// List tokens (never their secrets).
     List {
@@ -43,10 +46,25 @@ enum TokensCommand {
 pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
     let db = open_database(&settings).await?;
     match opts.command {
-        TokensCommand::Create { name, scope } => {
-            let name = TokenName::parse(&name).map_err(|m| anyhow::anyhow!("--name: {m}"))?;
+        TokensCommand::Create {
+            name,
+            scope,
+            expires_in_days,
+        } => {
+            let name = TokenName::parse(&name).map_err(|m| UsageError(format!("--name: {m}")))?;
+            let expires_at = expires_in_days.map(|days| {
+                time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days))
+            });
             let new = token::generate()?;
-            let record = repo::create(&db, name.as_str(), scope, &new.hash, &new.prefix).await?;
+            let record = repo::create(
+                &db,
+                name.as_str(),
+                scope,
+                &new.hash,
+                &new.prefix,
+                expires_at,
+            )
+            .await?;
             eprintln!(
                 "created token {:?} with scope {}; it is shown only now:",
                 record.name, record.scope
@@ -59,7 +77,15 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                 OutputFormat::Json => write_json(out, &tokens),
                 OutputFormat::Table => write_table(
                     out,
-                    &["name", "scope", "prefix", "created", "revoked"],
+                    &[
+                        "name",
+                        "scope",
+                        "prefix",
+                        "created",
+                        "expires",
+                        "last used",
+                        "revoked",
+                    ],
                     tokens
                         .iter()
                         .map(|t| {
@@ -72,6 +98,8 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
                                 t.scope.to_string(),
                                 format!("{}…", t.prefix),
                                 format(t.created_at),
+                                t.expires_at.map(format).unwrap_or_default(),
+                                t.last_used_at.map(format).unwrap_or_default(),
                                 t.revoked_at.map(format).unwrap_or_default(),
                             ]
                         })

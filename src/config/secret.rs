@@ -17,6 +17,66 @@ pub fn redact_secret<S: Serializer>(
     }
 }
 
+/// Query parameters whose values are shown: connection options that are never secret.
+/// Every other parameter's value is redacted, whatever its name.
+const SHOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "application_name",
+    "connect_timeout",
+    "options",
+    "host",
+    "port",
+    "dbname",
+    "user",
+    "mode",
+    "cache",
+    "statement-cache-capacity",
+    "target_session_attrs",
+    "region",
+];
+
+/// A URL with its user-info password and every query value not known to be harmless
+/// replaced by `redacted`; text that is not a URL is redacted whole.
+pub fn redact_url(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return REDACTED.to_owned();
+    };
+    if url.password().is_some() {
+        // Only fails for URLs that cannot carry a password, which this one does.
+        let _ = url.set_password(Some("redacted"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let shown = SHOWN_PARAMETERS.contains(&key.to_ascii_lowercase().as_str());
+                let value = if shown {
+                    value.into_owned()
+                } else {
+                    "redacted".into()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// Serializes an optional URL setting through [`redact_url`].
+pub fn redact_url_setting<S: Serializer>(
+    value: &Option<url::Url>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(url) => serializer.serialize_str(&redact_url(url.as_str())),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// A database URL whose password is never shown: `Debug` and `Serialize` mask it.
 #[derive(Clone)]
 pub struct DatabaseUrl(SecretString);
@@ -32,17 +92,9 @@ impl DatabaseUrl {
         self.0.expose_secret()
     }
 
-    /// The URL with any password replaced by `redacted`.
+    /// The URL with any password, in the user info or the query, replaced by `redacted`.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(self.expose()) {
-            Ok(mut url) if url.password().is_some() => {
-                // Only fails for URLs that cannot carry a password, which this one does.
-                let _ = url.set_password(Some("redacted"));
-                url.to_string()
-            }
-            Ok(_) => self.expose().to_owned(),
-            Err(_) => REDACTED.to_owned(),
-        }
+        redact_url(self.expose())
     }
 
     /// Whether the URL points at PostgreSQL.
@@ -85,6 +137,24 @@ mod tests {
         let json = serde_json::to_string(&url).unwrap_or_default();
         assert!(!json.contains("hunter2"), "{json}");
         assert!(json.contains("db.internal"));
+    }
+
+    #[test]
+    fn query_string_passwords_are_masked() {
+        let url = DatabaseUrl::new(
+            "postgres://u@db.internal/pincher?password=hunter2&sslmode=require&sslpassword=k2",
+        );
+        let shown = url.redacted();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("k2"),
+            "{shown}"
+        );
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        assert_eq!(
+            redact_url("https://om.example/api?apiKey=abc&x=1"),
+            "https://om.example/api?apiKey=redacted&x=redacted"
+        );
+        assert_eq!(redact_url("not a url hunter2"), REDACTED);
     }
 
     #[test]

@@ -68,6 +68,21 @@ pub async fn record(db: &Db, run: &BackupRun) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Whether a backup run recorded storing (or finding unchanged) a configuration with this
+/// MD5: whether pincher wrote a backup with this content.
+pub async fn recorded(db: &Db, md5: &str) -> Result<bool, DbError> {
+    let found: Option<i64> = on_reader!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT 1 FROM backup_runs WHERE md5 = $1 AND outcome IN ('stored', 'unchanged') \
+             LIMIT 1",
+        )
+        .bind(md5)
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(found.is_some())
+}
+
 /// The most recent runs, newest first; only `group`'s when given.
 pub async fn recent(db: &Db, group: Option<&str>, limit: u32) -> Result<Vec<BackupRun>, DbError> {
     let rows = on_reader!(db, pool => {

@@ -242,7 +242,14 @@ impl Db {
         let url = settings.url.expose();
         let acquire = Duration::from_secs(settings.acquire_timeout_secs);
         if settings.url.is_postgres() {
-            let options = PgConnectOptions::from_str(url).map_err(DbError::Url)?;
+            // TLS comes from the URL (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`), as
+            // libpq takes it. No statement may hold a connection for ever.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(DbError::Url)?
+                .options([(
+                    "statement_timeout",
+                    format!("{}ms", settings.statement_timeout_ms),
+                )]);
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire)

@@ -14,6 +14,8 @@ struct TokenRow {
     prefix: String,
     created_at: OffsetDateTime,
     revoked_at: Option<OffsetDateTime>,
+    expires_at: Option<OffsetDateTime>,
+    last_used_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<TokenRow> for ApiToken {
@@ -27,28 +29,34 @@ impl TryFrom<TokenRow> for ApiToken {
             prefix: row.prefix,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, scope, prefix, created_at, revoked_at";
+const COLUMNS: &str = "id, name, scope, prefix, created_at, revoked_at, expires_at, last_used_at";
 
-/// Stores a new token's hash.
+/// Drops sub-microsecond digits, which PostgreSQL does not keep.
+fn micros(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(at.nanosecond() / 1000 * 1000)
+        .unwrap_or(at)
+}
+
+/// Stores a new token's hash; it stops working at `expires_at` when one is given.
 pub async fn create(
     db: &Db,
     name: &str,
     scope: Scope,
     hash: &str,
     prefix: &str,
+    expires_at: Option<OffsetDateTime>,
 ) -> Result<ApiToken, DbError> {
-    let now = OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
+    let now = micros(OffsetDateTime::now_utc());
     let row: TokenRow = on_pool!(db, pool => {
         sqlx::query_as(&format!(
-            "INSERT INTO api_tokens (id, name, scope, token_hash, prefix, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+            "INSERT INTO api_tokens (id, name, scope, token_hash, prefix, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         ))
         .bind(Uuid::now_v7())
         .bind(name)
@@ -56,6 +64,7 @@ pub async fn create(
         .bind(hash)
         .bind(prefix)
         .bind(now)
+        .bind(expires_at.map(micros))
         .fetch_one(pool)
         .await
     })
@@ -78,7 +87,7 @@ pub async fn list(db: &Db) -> Result<Vec<ApiToken>, DbError> {
     rows.into_iter().map(ApiToken::try_from).collect()
 }
 
-/// The unrevoked token with this hash.
+/// The token with this hash, unless it is revoked or expired; its use is recorded.
 pub async fn find_active(db: &Db, hash: &str) -> Result<Option<ApiToken>, DbError> {
     let row: Option<TokenRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!(
@@ -88,7 +97,23 @@ pub async fn find_active(db: &Db, hash: &str) -> Result<Option<ApiToken>, DbErro
         .fetch_optional(pool)
         .await
     })?;
-    row.map(ApiToken::try_from).transpose()
+    let now = micros(OffsetDateTime::now_utc());
+    let Some(mut token) = row.map(ApiToken::try_from).transpose()? else {
+        return Ok(None);
+    };
+    if token.expired(now) {
+        return Ok(None);
+    }
+    on_pool!(db, pool => {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(token.id)
+            .execute(pool)
+            .await
+            .map(drop)
+    })?;
+    token.last_used_at = Some(now);
+    Ok(Some(token))
 }
 
 /// Revokes the token with this id or name; returns it, or `NotFound`.

@@ -107,6 +107,32 @@ pub struct ApiToken {
     /// When it was revoked, if it was.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// When it stops working, if it expires.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When a replica last verified it against the database: its last use, give or take
+    /// `auth.token_cache_ttl_secs`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl ApiToken {
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// Parses a token's expiry: an RFC 3339 date-time after `now`, within
+/// `limits.latest_date`.
+pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let at = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("expected an RFC 3339 date-time such as 2027-01-31T00:00:00Z: {e}"))?;
+    if at <= now {
+        return Err(format!("{text} is not in the future"));
+    }
+    crate::config::limits::current().check_date(at.to_offset(time::UtcOffset::UTC).date())?;
+    Ok(at.to_offset(time::UtcOffset::UTC))
 }
 
 /// A newly generated token: the secret (shown once) and what is stored of it.
@@ -130,6 +156,17 @@ pub fn generate() -> Result<NewToken, getrandom::Error> {
         secret: SecretString::from(token),
         hash,
         prefix,
+    })
+}
+
+/// Whether `token` has the shape of a generated token (the prefix and 43 base64url
+/// characters); anything else is refused without a database lookup.
+pub fn well_formed(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
@@ -181,6 +218,9 @@ mod tests {
             "5ad30d246697ff197f6bacef073c8ec158d1693d4c63b70d7cea82976bc1d04a"
         );
         assert!(a.expose().starts_with(&a.prefix));
+        assert!(well_formed(a.expose()));
+        assert!(!well_formed("pincher_x"));
+        assert!(!well_formed(&format!("other_{}", &a.expose()[8..])));
         Ok(())
     }
 

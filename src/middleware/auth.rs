@@ -2,11 +2,14 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
 
 use crate::config::AuthMode;
 use crate::db::tokens;
@@ -15,7 +18,7 @@ use crate::metrics::METRICS;
 use crate::middleware::AppState;
 use crate::middleware::error::ApiError;
 
-/// Most tokens kept in the verified-token cache before it is emptied.
+/// Most tokens kept in the verified-token (and refused-token) cache before it is emptied.
 const CACHE_CAPACITY: usize = 10_000;
 
 /// Hashes a SHA-256 digest for the cache's table by folding its 8-byte words together, with
@@ -42,21 +45,72 @@ type Digest = [u8; 32];
 
 type Entries = HashMap<Digest, (ApiToken, Instant), BuildHasherDefault<DigestHasher>>;
 
-/// Recently verified tokens by SHA-256 digest, so most requests need no database round trip.
-/// Reads take no lock and write no shared memory (the map is swapped whole on the rare
-/// insert), so concurrent requests on different cores do not contend here.
-#[derive(Debug, Default)]
+/// Recently verified tokens by SHA-256 digest, so most requests need no database round trip;
+/// and recently refused ones, so repeating a bad token does not reach the database either.
+///
+/// Reads of verified tokens take no lock and write no shared memory (the map is swapped whole
+/// on the rare insert), so concurrent requests on different cores do not contend here. The
+/// refused tokens sit behind a mutex: only requests that already failed take it.
+#[derive(Debug)]
 pub struct TokenCache {
     entries: ArcSwap<Entries>,
+    refused: Mutex<HashMap<Digest, Instant, BuildHasherDefault<DigestHasher>>>,
+    /// Bumped by every revocation: a lookup that began before one does not cache its result,
+    /// so a token revoked while it was being looked up cannot come back.
+    generation: AtomicU64,
+    /// Bounds the database lookups in flight, whatever the number of unknown tokens sent.
+    lookups: Semaphore,
 }
 
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_LOOKUPS)
+    }
+}
+
+/// Database lookups of unknown tokens in flight at once, unless configured.
+const DEFAULT_LOOKUPS: usize = 4;
+
 impl TokenCache {
+    /// An empty cache allowing `lookups` database lookups at once.
+    pub fn new(lookups: usize) -> Self {
+        Self {
+            entries: ArcSwap::default(),
+            refused: Mutex::default(),
+            generation: AtomicU64::new(0),
+            lookups: Semaphore::new(lookups.max(1)),
+        }
+    }
+
     /// Checks the cached token with this digest, if one is cached and fresh: `Some` with the
     /// refusal, if any.
     fn check(&self, digest: &Digest, ttl: Duration, needed: Scope) -> Option<Option<Response>> {
         let entries = self.entries.load();
         let (token, _) = entries.get(digest).filter(|(_, at)| at.elapsed() < ttl)?;
+        if token.expires_at.is_some() && token.expired(time::OffsetDateTime::now_utc()) {
+            return Some(Some(invalid_token()));
+        }
         Some(refusal(token, needed))
+    }
+
+    /// Whether this digest was refused less than `ttl` ago.
+    fn recently_refused(&self, digest: &Digest, ttl: Duration) -> bool {
+        self.refused
+            .lock()
+            .map(|refused| refused.get(digest).is_some_and(|at| at.elapsed() < ttl))
+            .unwrap_or(false)
+    }
+
+    fn refuse(&self, digest: Digest, ttl: Duration) {
+        if let Ok(mut refused) = self.refused.lock() {
+            if refused.len() >= CACHE_CAPACITY {
+                refused.retain(|_, at| at.elapsed() < ttl);
+                if refused.len() >= CACHE_CAPACITY {
+                    refused.clear();
+                }
+            }
+            refused.insert(digest, Instant::now());
+        }
     }
 
     /// The name of a cached token, fresh or not.
@@ -67,26 +121,40 @@ impl TokenCache {
             .map(|(token, _)| token.name.clone())
     }
 
-    fn put(&self, digest: Digest, token: ApiToken) {
+    /// Caches a verified token, unless a revocation happened since `generation` was read.
+    fn put(&self, digest: Digest, token: ApiToken, generation: u64) {
         self.entries.rcu(|entries| {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return Arc::clone(entries);
+            }
             let mut entries = if entries.len() >= CACHE_CAPACITY {
                 Entries::default()
             } else {
                 Entries::clone(entries)
             };
             entries.insert(digest, (token.clone(), Instant::now()));
-            entries
+            Arc::new(entries)
         });
     }
 
-    /// Forgets a token (after it is revoked here).
+    /// Forgets a token (after it is revoked here), and keeps lookups already under way from
+    /// caching it again.
     pub fn forget(&self, id: uuid::Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.rcu(|entries| {
             let mut entries = Entries::clone(entries);
             entries.retain(|_, (token, _)| token.id != id);
             entries
         });
     }
+}
+
+fn invalid_token() -> Response {
+    refuse(
+        "invalid",
+        ApiError::Unauthorized("the bearer token is not valid, expired or was revoked".into()),
+        "Bearer realm=\"pincher\", error=\"invalid_token\"",
+    )
 }
 
 /// The scope a request needs, or `None` for the public endpoints: the probes, `GET /`,
@@ -172,30 +240,60 @@ pub fn check(state: &AppState, method: &Method, path: &str, headers: &HeaderMap)
             "Bearer realm=\"pincher\"",
         ));
     };
+    if !token::well_formed(presented) {
+        return Verdict::Refused(invalid_token());
+    }
     let digest = token::digest(presented);
     let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
     match state.tokens.check(&digest, ttl, needed) {
         Some(None) => Verdict::Allowed,
         Some(Some(refused)) => Verdict::Refused(refused),
+        None if state.tokens.recently_refused(&digest, negative_ttl(state)) => {
+            Verdict::Refused(invalid_token())
+        }
         None => Verdict::Unknown(Lookup { digest, needed }),
     }
 }
 
-/// Looks an uncached token up in the database (and caches it when valid): `None` lets the
-/// request through, `Some` is the refusal to send instead.
+fn negative_ttl(state: &AppState) -> Duration {
+    Duration::from_secs(state.settings.auth.negative_cache_secs)
+}
+
+/// Looks an uncached token up in the database (and caches the answer): `None` lets the
+/// request through, `Some` is the refusal to send instead. At most
+/// `auth.max_concurrent_lookups` lookups run at once; the others wait for their turn, within
+/// the request timeout.
 pub async fn look_up(state: &AppState, lookup: Lookup) -> Option<Response> {
     let Lookup { digest, needed } = lookup;
-    match tokens::find_active(&state.db, &token::hex(&digest)).await {
+    let Ok(_turn) = state.tokens.lookups.acquire().await else {
+        return Some(ApiError::Unavailable("token lookups are closed".into()).into_response());
+    };
+    // Another request may have looked the same token up while this one waited.
+    let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
+    if let Some(verdict) = state.tokens.check(&digest, ttl, needed) {
+        return verdict;
+    }
+    if state.tokens.recently_refused(&digest, negative_ttl(state)) {
+        return Some(invalid_token());
+    }
+    let generation = state.tokens.generation.load(Ordering::Acquire);
+    let found = tokens::find_active(&state.db, &token::hex(&digest)).await;
+    let result = match &found {
+        Ok(Some(_)) => "found",
+        Ok(None) => "unknown",
+        Err(_) => "error",
+    };
+    METRICS.token_lookups.with_label_values(&[result]).inc();
+    match found {
         Ok(Some(token)) => {
             let verdict = refusal(&token, needed);
-            state.tokens.put(digest, token);
+            state.tokens.put(digest, token, generation);
             verdict
         }
-        Ok(None) => Some(refuse(
-            "invalid",
-            ApiError::Unauthorized("the bearer token is not valid or was revoked".into()),
-            "Bearer realm=\"pincher\", error=\"invalid_token\"",
-        )),
+        Ok(None) => {
+            state.tokens.refuse(digest, negative_ttl(state));
+            Some(invalid_token())
+        }
         Err(e) => Some(ApiError::from(e).into_response()),
     }
 }
@@ -223,6 +321,57 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token(id: uuid::Uuid) -> ApiToken {
+        ApiToken {
+            id,
+            name: "t".into(),
+            scope: Scope::Read,
+            prefix: "pincher_abcdef".into(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn a_lookup_that_raced_a_revocation_is_not_cached() {
+        let cache = TokenCache::new(1);
+        let id = uuid::Uuid::new_v4();
+        let ttl = Duration::from_secs(60);
+        let before = cache.generation.load(Ordering::Acquire);
+        cache.forget(id);
+        cache.put([1; 32], token(id), before);
+        assert!(cache.check(&[1; 32], ttl, Scope::Read).is_none());
+        let now = cache.generation.load(Ordering::Acquire);
+        cache.put([1; 32], token(id), now);
+        assert!(matches!(
+            cache.check(&[1; 32], ttl, Scope::Read),
+            Some(None)
+        ));
+    }
+
+    #[test]
+    fn expired_cached_tokens_are_refused() {
+        let cache = TokenCache::new(1);
+        let mut expired = token(uuid::Uuid::new_v4());
+        expired.expires_at = Some(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));
+        cache.put([2; 32], expired, 0);
+        assert!(matches!(
+            cache.check(&[2; 32], Duration::from_secs(60), Scope::Read),
+            Some(Some(_))
+        ));
+    }
+
+    #[test]
+    fn refused_tokens_are_remembered_for_a_while() {
+        let cache = TokenCache::new(1);
+        assert!(!cache.recently_refused(&[3; 32], Duration::from_secs(10)));
+        cache.refuse([3; 32], Duration::from_secs(10));
+        assert!(cache.recently_refused(&[3; 32], Duration::from_secs(10)));
+        assert!(!cache.recently_refused(&[3; 32], Duration::ZERO));
+    }
 
     #[test]
     fn scopes_follow_method_and_path() {

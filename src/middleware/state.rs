@@ -63,10 +63,11 @@ impl AppState {
 
     /// The HTTP state around a context.
     pub fn from_context(app: Context) -> Self {
+        let lookups = app.settings.auth.max_concurrent_lookups;
         Self(Arc::new(CachePadded::new(HttpContext {
             app,
             health: HealthCache::default(),
-            tokens: TokenCache::default(),
+            tokens: TokenCache::new(lookups),
             requests_in_service: CachePadded::new(AtomicUsize::new(0)),
             deadlines: Deadlines::default(),
         })))

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod chef;
+pub mod http;
 pub mod opsmanager;
 pub mod sdk;
 

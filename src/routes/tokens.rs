@@ -36,6 +36,19 @@ pub struct TokenRequest {
     name: String,
     /// What the token may do.
     scope: Scope,
+    /// When the token stops working (RFC 3339, in the future); it never expires without one.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+}
+
+/// A token request, checked.
+pub struct NewTokenRequest {
+    /// The name.
+    pub name: TokenName,
+    /// The scope.
+    pub scope: Scope,
+    /// When it expires.
+    pub expires_at: Option<time::OffsetDateTime>,
 }
 
 /// A token just created: its secret, shown this once, and its record.
@@ -66,8 +79,8 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApiToken>>, ApiE
     Ok(Json(repo::list(&state.db).await?))
 }
 
-/// Parses a token request: `{"name": "...", "scope": "read|write|admin"}`.
-pub fn parse_request(body: &Value) -> Result<(TokenName, Scope), ValidationErrors> {
+/// Parses a token request: `{"name": "...", "scope": "read|write|admin", "expires_at": …}`.
+pub fn parse_request(body: &Value) -> Result<NewTokenRequest, ValidationErrors> {
     let mut errors = Vec::new();
     let Some(obj) = body.as_object() else {
         return Err(ValidationErrors(vec![FieldError::new(
@@ -76,7 +89,7 @@ pub fn parse_request(body: &Value) -> Result<(TokenName, Scope), ValidationError
         )]));
     };
     for key in obj.keys() {
-        if key != "name" && key != "scope" {
+        if !["name", "scope", "expires_at"].contains(&key.as_str()) {
             errors.push(FieldError::new(key, "unknown field"));
         }
     }
@@ -106,8 +119,29 @@ pub fn parse_request(body: &Value) -> Result<(TokenName, Scope), ValidationError
             None
         }
     };
+    let expires_at = match obj.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match token::parse_expiry(s, time::OffsetDateTime::now_utc()) {
+            Ok(at) => Some(at),
+            Err(m) => {
+                errors.push(FieldError::new("expires_at", m));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new(
+                "expires_at",
+                "expected an RFC 3339 date-time such as 2027-01-31T00:00:00Z",
+            ));
+            None
+        }
+    };
     match (name, scope) {
-        (Some(name), Some(scope)) if errors.is_empty() => Ok((name, scope)),
+        (Some(name), Some(scope)) if errors.is_empty() => Ok(NewTokenRequest {
+            name,
+            scope,
+            expires_at,
+        }),
         _ => Err(ValidationErrors(errors)),
     }
 }
@@ -136,9 +170,17 @@ async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (name, scope) = parse_request(&body)?;
+    let request = parse_request(&body)?;
     let new = token::generate().map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
-    let record = repo::create(&state.db, name.as_str(), scope, &new.hash, &new.prefix).await?;
+    let record = repo::create(
+        &state.db,
+        request.name.as_str(),
+        request.scope,
+        &new.hash,
+        &new.prefix,
+        request.expires_at,
+    )
+    .await?;
     tracing::info!(token = %record.name, scope = %record.scope, "token created");
     Ok((
         StatusCode::CREATED,

@@ -121,3 +121,64 @@ both_backends! {
         assert_eq!(app.anonymous(Method::GET, "/tokens").send().await.expect("send").status(), 200);
     }
 }
+
+/// The value of `pincher_token_lookups_total{result}` in a scrape.
+fn lookups(metrics: &str, result: &str) -> u64 {
+    let prefix = format!("pincher_token_lookups_total{{result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+both_backends! {
+    async fn a_repeated_bad_token_reaches_the_database_once(backend) {
+        let app = spawn_app(backend).await;
+        let bogus = format!("pincher_{}", "A".repeat(43));
+        for _ in 0..200 {
+            let response = app.anonymous(Method::GET, "/services").bearer_auth(&bogus).send().await.expect("send");
+            assert_eq!(response.status(), 401);
+        }
+        // Not even shaped like a token: refused without a lookup.
+        for _ in 0..50 {
+            let response = app.anonymous(Method::GET, "/services").bearer_auth("pincher_short").send().await.expect("send");
+            assert_eq!(response.status(), 401);
+        }
+        let metrics = app.get("/metrics").await.text().await.expect("text");
+        assert_eq!(lookups(&metrics, "unknown"), 1, "{metrics}");
+        assert!(metrics.contains("pincher_auth_failures_total{reason=\"invalid\"} 250"), "{metrics}");
+    }
+
+    async fn tokens_expire_and_record_their_last_use(backend) {
+        let app = spawn_app(backend).await;
+        let past = json!({"name": "old", "scope": "read", "expires_at": "2020-01-01T00:00:00Z"});
+        let response = app.request(Method::POST, "/tokens").json(&past).send().await.expect("send");
+        let problem = assert_problem(response, 422).await;
+        assert_eq!(crate::helpers::problem_fields(&problem), vec!["expires_at"]);
+
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+        let soon = soon.format(&time::format_description::well_known::Rfc3339).expect("format");
+        let response = app
+            .request(Method::POST, "/tokens")
+            .json(&json!({"name": "brief", "scope": "read", "expires_at": soon}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.expect("json");
+        assert!(created["expires_at"].is_string(), "{created}");
+        assert!(created["last_used_at"].is_null(), "{created}");
+        let secret = created["token"].as_str().expect("token").to_owned();
+
+        let response = app.anonymous(Method::GET, "/services").bearer_auth(&secret).send().await.expect("send");
+        assert_eq!(response.status(), 200);
+        let listed: Value = app.get("/tokens").await.json().await.expect("json");
+        let brief = listed.as_array().expect("array").iter().find(|t| t["name"] == "brief").expect("listed").clone();
+        assert!(brief["last_used_at"].is_string(), "{brief}");
+
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let response = app.anonymous(Method::GET, "/services").bearer_auth(&secret).send().await.expect("send");
+        assert_problem(response, 401).await;
+    }
+}

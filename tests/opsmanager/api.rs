@@ -35,6 +35,7 @@ async fn spawn_app(env: &Env, configure: impl FnOnce(&mut Settings)) -> (String,
         Scope::Write,
         &token.hash,
         &token.prefix,
+        None,
     )
     .await
     .expect("store a token");

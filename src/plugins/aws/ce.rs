@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, Month, OffsetDateTime};
 
-use super::{Aws, AwsError, call};
+use super::{Aws, AwsError, PageCap, call};
 use crate::plugins::Progress;
 use crate::report::{Period, Report, ReportError, Scope, Tabular};
 
@@ -331,7 +331,9 @@ async fn cost_rows(
     let group_by = query.group_by.clone();
     let mut rows = Vec::new();
     let mut token: Option<String> = None;
+    let mut cap = PageCap::new("ce:GetCostAndUsage");
     loop {
+        cap.count()?;
         let output = call(
             "ce:GetCostAndUsage",
             client

@@ -11,7 +11,9 @@ use aws_config::SdkConfig;
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
-use super::{Aws, AwsError, Part, Power, ServiceMatcher, Switched, Targets, call, to_time};
+use super::{
+    Aws, AwsError, PageCap, Part, Power, ServiceMatcher, Switched, Targets, call, to_time,
+};
 use crate::plugins::Progress;
 use crate::plugins::observe;
 use crate::plugins::sdk::describe_sdk_error;
@@ -220,11 +222,13 @@ async fn instances_in(part: Part, filters: Vec<Filter>) -> Result<Vec<(Part, Ins
         .into_paginator()
         .send();
     let mut found = Vec::new();
+    let mut cap = PageCap::new("ec2:DescribeInstances");
     while let Some(page) = call("ec2:DescribeInstances", async {
         pages.next().await.transpose()
     })
     .await?
     {
+        cap.count()?;
         for reservation in page.reservations.unwrap_or_default() {
             for instance in reservation.instances.unwrap_or_default() {
                 found.push((part.clone(), instance));

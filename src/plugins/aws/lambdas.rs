@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::macros::date;
 use time::{Date, OffsetDateTime};
 
-use super::{Aws, AwsError, Part, Targets, call};
+use super::{Aws, AwsError, PageCap, Part, Targets, call};
 use crate::plugins::Progress;
 use crate::report::{Report, Tabular};
 
@@ -149,11 +149,13 @@ async fn functions_in(part: Part) -> Result<Vec<(Part, FunctionConfiguration)>, 
         .into_paginator()
         .send();
     let mut found = Vec::new();
+    let mut cap = PageCap::new("lambda:ListFunctions");
     while let Some(page) = call("lambda:ListFunctions", async {
         pages.next().await.transpose()
     })
     .await?
     {
+        cap.count()?;
         for function in page.functions.unwrap_or_default() {
             found.push((part.clone(), function));
         }

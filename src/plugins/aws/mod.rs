@@ -61,6 +61,35 @@ pub enum AwsError {
     Unreadable(String),
 }
 
+/// Most pages one listing may take: a bound on a paging loop that a faulty or hostile
+/// endpoint could otherwise keep going for ever (the SDK stops on a repeated token only).
+pub const MAX_PAGES: u32 = 10_000;
+
+/// Counts the pages of one listing against [`MAX_PAGES`].
+pub(crate) struct PageCap {
+    operation: &'static str,
+    seen: u32,
+}
+
+impl PageCap {
+    /// A count for `operation`'s pages.
+    pub(crate) fn new(operation: &'static str) -> Self {
+        Self { operation, seen: 0 }
+    }
+
+    /// Counts one more page; an error past [`MAX_PAGES`].
+    pub(crate) fn count(&mut self) -> Result<(), AwsError> {
+        self.seen += 1;
+        if self.seen > MAX_PAGES {
+            return Err(AwsError::Call {
+                operation: self.operation,
+                message: format!("more than {MAX_PAGES} pages; stopped reading"),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl AwsError {
     /// Describes an SDK error by its AWS error code and message, else by what went wrong on
     /// the way (HTTP status, timeout, connection failure).
@@ -192,6 +221,13 @@ impl Aws {
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url.as_str().trim_end_matches('/'));
         }
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+                .operation_attempt_timeout(Duration::from_secs(settings.attempt_timeout_secs))
+                .operation_timeout(Duration::from_secs(settings.operation_timeout_secs))
+                .build(),
+        );
         let base = loader.load().await;
         Self {
             base,
@@ -234,11 +270,13 @@ impl Aws {
         let client = aws_sdk_organizations::Client::new(&self.base);
         let mut pages = client.list_accounts().into_paginator().send();
         let mut accounts = Vec::new();
+        let mut cap = PageCap::new("organizations:ListAccounts");
         while let Some(page) = call("organizations:ListAccounts", async {
             pages.next().await.transpose()
         })
         .await?
         {
+            cap.count()?;
             accounts.extend(page.accounts.unwrap_or_default());
         }
         Ok(accounts)

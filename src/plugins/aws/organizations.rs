@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Aws, AwsError, call, to_time};
+use super::{Aws, AwsError, PageCap, call, to_time};
 use crate::plugins::Progress;
 use crate::report::{Report, Scope, Tabular};
 
@@ -68,11 +68,13 @@ async fn ou_paths(
     let mut paths = BTreeMap::new();
     let mut pending: Vec<(String, String)> = Vec::new();
     let mut roots = client.list_roots().into_paginator().send();
+    let mut cap = PageCap::new("organizations:ListRoots");
     while let Some(page) = call("organizations:ListRoots", async {
         roots.next().await.transpose()
     })
     .await?
     {
+        cap.count()?;
         for root in page.roots.unwrap_or_default() {
             if let Some(id) = root.id {
                 pending.push((id, root.name.unwrap_or_else(|| "Root".into())));
@@ -85,11 +87,13 @@ async fn ou_paths(
             .parent_id(&parent)
             .into_paginator()
             .send();
+        let mut cap = PageCap::new("organizations:ListAccountsForParent");
         while let Some(page) = call("organizations:ListAccountsForParent", async {
             accounts.next().await.transpose()
         })
         .await?
         {
+            cap.count()?;
             for account in page.accounts.unwrap_or_default() {
                 if let Some(id) = account.id {
                     paths.insert(id, path.clone());
@@ -101,11 +105,13 @@ async fn ou_paths(
             .parent_id(&parent)
             .into_paginator()
             .send();
+        let mut cap = PageCap::new("organizations:ListOrganizationalUnitsForParent");
         while let Some(page) = call("organizations:ListOrganizationalUnitsForParent", async {
             units.next().await.transpose()
         })
         .await?
         {
+            cap.count()?;
             for unit in page.organizational_units.unwrap_or_default() {
                 if let Some(id) = unit.id {
                     let name = unit.name.unwrap_or_else(|| id.clone());

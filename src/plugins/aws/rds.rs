@@ -8,7 +8,9 @@ use aws_sdk_rds::types::{DbInstance, Filter};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Aws, AwsError, Part, Power, ServiceMatcher, Switched, Targets, call, to_time};
+use super::{
+    Aws, AwsError, PageCap, Part, Power, ServiceMatcher, Switched, Targets, call, to_time,
+};
 use crate::plugins::Progress;
 use crate::plugins::observe;
 use crate::plugins::sdk::describe_sdk_error;
@@ -153,11 +155,13 @@ async fn instances_in(
         .into_paginator()
         .send();
     let mut found = Vec::new();
+    let mut cap = PageCap::new("rds:DescribeDBInstances");
     while let Some(page) = call("rds:DescribeDBInstances", async {
         pages.next().await.transpose()
     })
     .await?
     {
+        cap.count()?;
         for instance in page.db_instances.unwrap_or_default() {
             found.push((part.clone(), instance));
         }

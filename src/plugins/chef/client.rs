@@ -21,6 +21,7 @@ use url::Url;
 
 use super::ChefError;
 use crate::config::ChefSettings;
+use crate::plugins::http::{BodyError, read_body, same_origin_redirects};
 use crate::plugins::observe;
 
 /// The Chef client version pincher announces in `X-Chef-Version`.
@@ -297,7 +298,11 @@ pub struct ChefClient {
     client_name: String,
     key: ClientKey,
     version: SignVersion,
+    max_response_bytes: usize,
 }
+
+/// Largest response body a client built with [`ChefClient::new`] accepts.
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 impl ChefClient {
     /// Builds a client from `[chef]` settings, reading the key file. Does not touch the
@@ -326,6 +331,13 @@ impl ChefClient {
             version,
             Duration::from_secs(settings.timeout_secs.max(1)),
         )
+        .map(|client| client.with_max_response_bytes(settings.max_response_bytes))
+    }
+
+    /// The same client, refusing response bodies larger than `bytes`.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// Builds a client. `server_url` may end in `/organizations/NAME`.
@@ -344,6 +356,8 @@ impl ChefClient {
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(same_origin_redirects())
             .user_agent(concat!("pincher/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| ChefError::Unreachable {
@@ -356,6 +370,7 @@ impl ChefClient {
             client_name,
             key,
             version,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
     }
 
@@ -454,7 +469,18 @@ impl ChefClient {
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.map_err(unreachable)?;
+        let text = match read_body(response, self.max_response_bytes).await {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(BodyError::Transport(e)) => return Err(unreachable(e)),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(ChefError::InvalidResponse {
+                    operation,
+                    reason: format!(
+                        "the response is larger than {limit} bytes (chef.max_response_bytes)"
+                    ),
+                });
+            }
+        };
         if status.is_success() {
             let value = if text.trim().is_empty() {
                 Value::Null

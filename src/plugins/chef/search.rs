@@ -11,6 +11,9 @@ use crate::report::Tabular;
 /// Rows asked for per page; Chef servers answer at most 1,000 by default.
 pub const PAGE_ROWS: usize = 1000;
 
+/// Most pages one search reads: a bound on a server that never runs out of rows.
+const MAX_PAGES: usize = 10_000;
+
 /// One search: an index, a query and, for a partial search, the attributes to return.
 #[derive(Debug, Clone)]
 pub struct SearchQuery {
@@ -150,6 +153,12 @@ pub async fn search(client: &ChefClient, query: &SearchQuery) -> Result<SearchRe
             }
         };
         pages += 1;
+        if pages > MAX_PAGES {
+            return Err(ChefError::InvalidResponse {
+                operation: "search",
+                reason: format!("more than {MAX_PAGES} pages of results; stopped"),
+            });
+        }
         let page_total =
             page.get("total")
                 .and_then(Value::as_u64)

@@ -14,12 +14,15 @@ use url::Url;
 
 use super::{GroupId, OpsManagerError};
 use crate::config::OpsManagerSettings;
+use crate::plugins::http::{BodyError, read_body, same_origin_redirects};
 use crate::plugins::observe;
 
 /// Path of the public API under the Ops Manager base URL.
 pub const API_PATH: &str = "/api/public/v1.0";
 /// Groups asked for per page when listing.
 const PAGE_SIZE: u32 = 100;
+/// Most pages of groups read: a bound on a server that keeps sending `next` links.
+const MAX_PAGES: u32 = 1000;
 /// Authentication rounds one request may take (first challenge plus stale-nonce renewals).
 const AUTH_ROUNDS: u32 = 6;
 
@@ -91,6 +94,7 @@ pub struct OpsManagerClient {
     public_key: String,
     private_key: SecretString,
     max_retries: u32,
+    max_response_bytes: usize,
     retry_delay: Duration,
     digest: Arc<Mutex<DigestState>>,
 }
@@ -150,6 +154,7 @@ impl OpsManagerClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(settings.timeout_secs.clamp(1, 10)))
+            .redirect(same_origin_redirects())
             .user_agent(concat!("pincher/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| OpsManagerError::transport("building the HTTP client", &e))?;
@@ -159,6 +164,7 @@ impl OpsManagerClient {
             public_key,
             private_key,
             max_retries: settings.max_retries,
+            max_response_bytes: settings.max_response_bytes,
             retry_delay: Duration::from_millis(settings.retry_delay_ms),
             digest: Arc::default(),
         })
@@ -194,6 +200,12 @@ impl OpsManagerClient {
                 groups.extend(page.results);
                 if !has_next || empty {
                     return Ok(groups);
+                }
+                if page_num >= MAX_PAGES {
+                    return Err(OpsManagerError::Protocol {
+                        what: format!("GET {path}"),
+                        message: format!("more than {MAX_PAGES} pages of groups; stopped"),
+                    });
                 }
                 page_num += 1;
             }
@@ -250,7 +262,8 @@ impl OpsManagerClient {
                 Ok((status, _, _)) => {
                     status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
                 }
-                Err(e) => e.is_timeout() || e.is_connect() || e.is_request(),
+                Err(BodyError::Transport(e)) => e.is_timeout() || e.is_connect() || e.is_request(),
+                Err(BodyError::TooLarge { .. }) => false,
             };
             if retryable && attempt < self.max_retries {
                 let delay = self.backoff(attempt, result.as_ref().ok().map(|(_, h, _)| h));
@@ -259,8 +272,16 @@ impl OpsManagerClient {
                 attempt += 1;
                 continue;
             }
-            let (status, _, bytes) =
-                result.map_err(|e| OpsManagerError::transport(what.clone(), &e))?;
+            let (status, _, bytes) = result.map_err(|e| match e {
+                BodyError::Transport(e) => OpsManagerError::transport(what.clone(), &e),
+                BodyError::TooLarge { limit } => OpsManagerError::Protocol {
+                    what: what.clone(),
+                    message: format!(
+                        "the response is larger than {limit} bytes \
+                         (opsmanager.max_response_bytes)"
+                    ),
+                },
+            })?;
             if status.is_success() {
                 return Ok(bytes);
             }
@@ -321,7 +342,7 @@ impl OpsManagerClient {
         method: &Method,
         path: &str,
         body: Option<&[u8]>,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), BodyError> {
         let uri = format!("{}{path}", self.api.path());
         let url = format!("{}{path}", self.api.as_str());
         let mut fresh_challenge = false;
@@ -339,10 +360,10 @@ impl OpsManagerClient {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_vec());
             }
-            let response = request.send().await?;
+            let response = request.send().await.map_err(BodyError::Transport)?;
             let status = response.status();
             let headers = response.headers().clone();
-            let bytes = response.bytes().await?.to_vec();
+            let bytes = read_body(response, self.max_response_bytes).await?;
             if status != StatusCode::UNAUTHORIZED || rounds >= AUTH_ROUNDS {
                 return Ok((status, headers, bytes));
             }
