@@ -128,10 +128,20 @@ impl Context {
                 let backups = &self.settings.backups;
                 match backups.bucket() {
                     None => BackupStore::local(backups.dir.clone()),
-                    Some(bucket) => BackupStore::s3(self.s3().await, bucket, &backups.prefix()),
+                    Some(bucket) => BackupStore::s3(self.s3().await, bucket, &backups.prefix())
+                        .protected(backups.s3_expected_owner.clone(), encryption(backups)),
                 }
             })
             .await
+    }
+}
+
+/// How the `[backups]` settings say objects in the bucket are encrypted.
+fn encryption(backups: &crate::config::BackupSettings) -> s3_store::Encryption {
+    if backups.s3_encryption == "aws:kms" {
+        s3_store::Encryption::Kms(backups.s3_kms_key_id.clone().filter(|k| !k.is_empty()))
+    } else {
+        s3_store::Encryption::S3Managed
     }
 }
 

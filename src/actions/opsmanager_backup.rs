@@ -83,6 +83,19 @@ pub struct BackupOutcomes {
     /// could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_error: Option<String>,
+    /// Ids that are not group ids (from Ops Manager's group list or the settings), each
+    /// named with why; the valid groups were still backed up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<GroupError>,
+}
+
+/// A group id that could not be backed up at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct GroupError {
+    /// The id as it was given (escaped when shown).
+    pub group: String,
+    /// Why.
+    pub error: String,
 }
 
 impl BackupOutcomes {
@@ -106,6 +119,7 @@ impl BackupOutcomes {
             summary,
             planned: Vec::new(),
             record_error: None,
+            errors: Vec::new(),
         }
     }
 }
@@ -128,7 +142,7 @@ impl Action for OpsManagerBackup {
     ) -> Result<Self::Outcome, ActionError> {
         let settings = &ctx.settings.opsmanager;
         let client = ctx.opsmanager().await.map_err(unusable)?;
-        let groups = resolve_groups(
+        let resolved = resolve_groups(
             client,
             &params.groups,
             params.all_groups,
@@ -141,9 +155,19 @@ impl Action for OpsManagerBackup {
             )),
             e => unusable(e),
         })?;
+        let errors: Vec<GroupError> = resolved
+            .rejected
+            .into_iter()
+            .map(|(group, error)| {
+                tracing::warn!(group = %group.escape_debug(), %error, "not a group id; skipped");
+                GroupError { group, error }
+            })
+            .collect();
+        let groups = resolved.groups;
         if env.dry_run {
             return Ok(BackupOutcomes {
                 planned: groups,
+                errors,
                 ..BackupOutcomes::of(Vec::new())
             });
         }
@@ -156,6 +180,14 @@ impl Action for OpsManagerBackup {
         )
         .await;
         let mut outcomes = BackupOutcomes::of(results);
+        if !errors.is_empty() {
+            outcomes.completeness = if outcomes.summary.stored + outcomes.summary.unchanged > 0 {
+                Completeness::Partial
+            } else {
+                Completeness::Failed
+            };
+            outcomes.errors = errors;
+        }
         for backup in &outcomes.results {
             if let Err(e) = backup_runs::record(&ctx.db, &recorded(backup)).await {
                 tracing::warn!(error = %e, "a group's backup could not be recorded");
@@ -189,7 +221,16 @@ impl Action for OpsManagerBackup {
             state_after: backup.version.map(|v| format!("version {v}")),
             reason: backup.error.clone(),
         });
-        Assessment::of_targets(planned.chain(done).collect())
+        let rejected = outcome.errors.iter().map(|e| TargetResult {
+            target: e.group.clone(),
+            account: None,
+            region: None,
+            result: TargetOutcome::Failed,
+            state_before: None,
+            state_after: None,
+            reason: Some(e.error.clone()),
+        });
+        Assessment::of_targets(planned.chain(done).chain(rejected).collect())
     }
 }
 

@@ -219,6 +219,11 @@ async fn run_backup(
             Ok(())
         })?,
     }
+    if !matches!(output, OutputFormat::Json) {
+        for e in &outcome.errors {
+            eprintln!("{:?}: not backed up: {}", e.group, e.error);
+        }
+    }
     if let Some(e) = outcome.record_error.as_ref().filter(|_| run.is_some()) {
         eprintln!("warning: the groups' results could not be recorded in the database: {e}");
         if exit == Outcome::Success {
@@ -230,6 +235,7 @@ async fn run_backup(
             .results
             .iter()
             .find_map(|r| r.error.clone())
+            .or_else(|| outcome.errors.first().map(|e| e.error.clone()))
             .unwrap_or_default();
         anyhow::bail!(
             "no group could be backed up ({} failed); first failure: {first}",

@@ -360,6 +360,15 @@ pub struct BackupSettings {
     /// Key prefix inside `s3_bucket`, e.g. `pincher/opsmanager/`; a `/` is added when it is
     /// missing. Backups are `{s3_prefix}{groupId}/{version}-{md5}.json`.
     pub s3_prefix: String,
+    /// The account id (12 digits) that must own `s3_bucket`; sent as `ExpectedBucketOwner`
+    /// on every call, so backups are never written to, or read from, a bucket that changed
+    /// hands.
+    pub s3_expected_owner: Option<String>,
+    /// Server-side encryption of the objects written: `AES256` (S3-managed keys) or
+    /// `aws:kms`.
+    pub s3_encryption: String,
+    /// The KMS key for `s3_encryption = "aws:kms"`; the bucket's default key when unset.
+    pub s3_kms_key_id: Option<String>,
 }
 
 impl Default for BackupSettings {
@@ -368,6 +377,9 @@ impl Default for BackupSettings {
             dir: PathBuf::from("backups"),
             s3_bucket: None,
             s3_prefix: String::new(),
+            s3_expected_owner: None,
+            s3_encryption: "AES256".into(),
+            s3_kms_key_id: None,
         }
     }
 }
@@ -822,6 +834,23 @@ impl Settings {
             return Err(invalid(
                 "backups.s3_bucket",
                 format!("{bucket:?} is not a valid S3 bucket name: {message}"),
+            ));
+        }
+        if let Some(owner) = &self.backups.s3_expected_owner
+            && (owner.len() != 12 || !owner.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "backups.s3_expected_owner",
+                format!("expected a 12-digit AWS account id, got {owner:?}"),
+            ));
+        }
+        if !["AES256", "aws:kms"].contains(&self.backups.s3_encryption.as_str()) {
+            return Err(invalid(
+                "backups.s3_encryption",
+                format!(
+                    "expected AES256 or aws:kms, got {:?}",
+                    self.backups.s3_encryption
+                ),
             ));
         }
         if self.backups.s3_prefix.starts_with('/') || self.backups.s3_prefix.contains("//") {

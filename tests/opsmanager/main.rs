@@ -9,6 +9,7 @@ mod backup;
 mod backups;
 mod client;
 mod harness;
+mod hostile;
 mod rules;
 mod s3;
 mod s3_harness;

@@ -543,3 +543,71 @@ async fn s3_the_service_backs_up_lists_and_counts_backups_in_the_bucket() {
     }
     assert!(!metrics.contains(crate::s3_harness::SECRET_KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_calls_name_the_expected_owner_and_writes_are_encrypted() {
+    let world = S3World::new(2).await;
+    let output = world
+        .env
+        .command(env!("CARGO_BIN_EXE_pincher"))
+        .envs(world.vars())
+        .env("PINCHER_BACKUPS__S3_EXPECTED_OWNER", "123456789012")
+        .args(["opsmanager", "backup", "--all-groups", "--output", "json"])
+        .output()
+        .await
+        .expect("run pincher");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let bucket_calls: Vec<_> = world
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri.starts_with(&format!("/{}", world.bucket)))
+        .collect();
+    assert!(bucket_calls.len() >= 4, "{bucket_calls:?}");
+    for call in &bucket_calls {
+        assert_eq!(
+            call.headers
+                .get("x-amz-expected-bucket-owner")
+                .and_then(|v| v.to_str().ok()),
+            Some("123456789012"),
+            "{} {}",
+            call.method,
+            call.uri
+        );
+    }
+    let puts = world.puts();
+    assert_eq!(puts.len(), 2);
+    for put in &puts {
+        assert_eq!(
+            put.headers
+                .get("x-amz-server-side-encryption")
+                .and_then(|v| v.to_str().ok()),
+            Some("AES256")
+        );
+    }
+    let key = world.key(&world.env.fake.group_ids()[0]);
+    let head = world
+        .s3
+        .head_object()
+        .bucket(&world.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("HeadObject");
+    assert_eq!(
+        head.server_side_encryption().map(|e| e.as_str()),
+        Some("AES256")
+    );
+
+    let refused = world
+        .env
+        .command(env!("CARGO_BIN_EXE_pincher"))
+        .envs(world.vars())
+        .env("PINCHER_BACKUPS__S3_EXPECTED_OWNER", "12345")
+        .args(["opsmanager", "backups", "list"])
+        .output()
+        .await
+        .expect("run pincher");
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("backups.s3_expected_owner"));
+}

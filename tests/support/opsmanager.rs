@@ -56,6 +56,20 @@ struct FakeState {
     puts: Vec<(String, Vec<u8>)>,
     latency: Duration,
     throttle: usize,
+    hostile: Hostile,
+}
+
+/// What a compromised or broken Ops Manager may send.
+#[derive(Default, Clone)]
+pub struct Hostile {
+    /// Ids listed among the groups that are not group ids (`../../etc`).
+    pub bad_group_ids: Vec<String>,
+    /// Every page of groups says there is a next one.
+    pub endless_next_links: bool,
+    /// Groups whose configuration is answered with this version.
+    pub versions: HashMap<String, i64>,
+    /// Groups whose configuration is answered with a body of this many bytes.
+    pub huge_bodies: HashMap<String, usize>,
 }
 
 impl FakeState {
@@ -217,6 +231,11 @@ impl FakeOpsManager {
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
         self.state.lock().expect("fake state lock")
+    }
+
+    /// Makes the fake answer as `hostile` says.
+    pub fn turn_hostile(&self, hostile: Hostile) {
+        self.lock().hostile = hostile;
     }
 
     /// Ids of every group, in id order.
@@ -479,7 +498,18 @@ async fn handle(
             }
             if m == Method::GET {
                 state.count("GET automationConfig");
-                let bytes = state.groups[&group].config.clone();
+                if let Some(&size) = state.hostile.huge_bodies.get(&group) {
+                    let mut body = b"{\"version\": 1, \"padding\": \"".to_vec();
+                    body.resize(size.saturating_sub(2), b'x');
+                    body.extend_from_slice(b"\"}");
+                    return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+                }
+                let mut bytes = state.groups[&group].config.clone();
+                if let Some(&version) = state.hostile.versions.get(&group) {
+                    let mut doc: Value = serde_json::from_slice(&bytes).expect("JSON");
+                    doc["version"] = json!(version);
+                    bytes = serde_json::to_vec(&doc).expect("serialize");
+                }
                 if state.change_after_next_get.remove(&group) {
                     change(
                         state,
@@ -532,15 +562,30 @@ fn list_groups(state: &mut FakeState, query: &HashMap<String, String>) -> Respon
         .and_then(|p| p.parse().ok())
         .unwrap_or(100)
         .clamp(1, state.max_items_per_page);
-    let total = state.groups.len();
-    let results: Vec<Value> = state
+    let hostile = state.hostile.clone();
+    let names: Vec<(String, String)> = state
         .groups
         .iter()
-        .skip((page_num - 1) * per_page)
+        .map(|(id, g)| (id.clone(), g.name.clone()))
+        .chain(
+            hostile
+                .bad_group_ids
+                .iter()
+                .map(|id| (id.clone(), "evil".to_owned())),
+        )
+        .collect();
+    let total = names.len();
+    let results: Vec<Value> = names
+        .iter()
+        .skip(if hostile.endless_next_links {
+            0
+        } else {
+            (page_num - 1) * per_page
+        })
         .take(per_page)
-        .map(|(id, g)| {
+        .map(|(id, name)| {
             json!({
-                "id": id, "name": g.name, "orgId": "5e0000000000000000000001",
+                "id": id, "name": name, "orgId": "5e0000000000000000000001",
                 "activeAgentCount": 3, "hostCounts": {"mongod": 3}, "replicaSetCount": 1,
                 "links": [{"href": format!("{API}/groups/{id}"), "rel": "self"}]
             })
@@ -551,7 +596,7 @@ fn list_groups(state: &mut FakeState, query: &HashMap<String, String>) -> Respon
     if page_num > 1 {
         links.push(link("previous", page_num - 1));
     }
-    if page_num * per_page < total {
+    if page_num * per_page < total || hostile.endless_next_links {
         links.push(link("next", page_num + 1));
     }
     let body = json!({"links": links, "results": results, "totalCount": total});

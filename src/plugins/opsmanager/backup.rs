@@ -92,6 +92,14 @@ impl BackupStore {
         Self::S3(S3Store::new(client, bucket, prefix))
     }
 
+    /// The same store; a bucket store also checks the bucket's owner and encrypts as given.
+    pub fn protected(self, owner: Option<String>, encryption: s3_store::Encryption) -> Self {
+        match self {
+            Self::S3(store) => Self::S3(store.protected(owner, encryption)),
+            local => local,
+        }
+    }
+
     /// Stores `config` unless a backup of the same version and content is already stored.
     pub async fn store_if_changed(
         &self,
@@ -162,9 +170,12 @@ impl BackupStore {
                 blocking(move || local_store::read_verified(&path)).await
             }
             BackupLocation::S3 { bucket, key } => match self {
-                Self::S3(store) => s3_store::read_verified(store.client(), bucket, key).await,
+                Self::S3(store) => {
+                    let owner = store.owner().filter(|_| store.bucket() == bucket);
+                    s3_store::read_verified(store.client(), bucket, key, owner).await
+                }
                 Self::Local(_) => match s3 {
-                    Some(client) => s3_store::read_verified(client, bucket, key).await,
+                    Some(client) => s3_store::read_verified(client, bucket, key, None).await,
                     None => Err(OpsManagerError::S3 {
                         operation: "GetObject",
                         location: location.to_string(),
@@ -177,6 +188,16 @@ impl BackupStore {
     }
 }
 
+/// The groups to back up, and the ids that cannot be groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedGroups {
+    /// Valid group ids, sorted and without repeats.
+    pub groups: Vec<GroupId>,
+    /// Ids Ops Manager or the settings gave that are not group ids, each with why; they are
+    /// reported, and the other groups are still backed up.
+    pub rejected: Vec<(String, String)>,
+}
+
 /// The groups to back up: those named, else every group the key sees when `all` is set,
 /// else the configured `opsmanager.group_ids`.
 pub async fn resolve_groups(
@@ -184,7 +205,7 @@ pub async fn resolve_groups(
     named: &[String],
     all: bool,
     configured: &[String],
-) -> Result<Vec<GroupId>, OpsManagerError> {
+) -> Result<ResolvedGroups, OpsManagerError> {
     let ids: Vec<String> = if !named.is_empty() {
         named.to_vec()
     } else if all {
@@ -199,13 +220,16 @@ pub async fn resolve_groups(
     } else {
         return Err(OpsManagerError::NotConfigured("opsmanager.group_ids"));
     };
-    let mut groups = ids
-        .iter()
-        .map(|id| GroupId::parse(id))
-        .collect::<Result<Vec<_>, _>>()?;
-    groups.sort();
-    groups.dedup();
-    Ok(groups)
+    let mut resolved = ResolvedGroups::default();
+    for id in ids {
+        match GroupId::parse(&id) {
+            Ok(group) => resolved.groups.push(group),
+            Err(e) => resolved.rejected.push((id, e.to_string())),
+        }
+    }
+    resolved.groups.sort();
+    resolved.groups.dedup();
+    Ok(resolved)
 }
 
 /// Backs up each group, at most `concurrency` at once. One group failing does not stop the

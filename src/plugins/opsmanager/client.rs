@@ -63,6 +63,12 @@ impl AutomationConfig {
         }
         let parsed: VersionOnly = serde_json::from_slice(&bytes)
             .map_err(|e| format!("not an automation configuration with a version: {e}"))?;
+        if parsed.version < 0 {
+            return Err(format!(
+                "the version is {}; Ops Manager versions are never negative",
+                parsed.version
+            ));
+        }
         Ok(Self {
             version: parsed.version,
             bytes,
@@ -185,7 +191,8 @@ impl OpsManagerClient {
     #[tracing::instrument(skip_all)]
     pub async fn list_groups(&self) -> Result<Vec<Group>, OpsManagerError> {
         observe("opsmanager", "list_groups", async {
-            let mut groups = Vec::new();
+            let mut groups: Vec<Group> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             let mut page_num = 1u32;
             loop {
                 let path = format!("/groups?pageNum={page_num}&itemsPerPage={PAGE_SIZE}");
@@ -196,9 +203,15 @@ impl OpsManagerClient {
                         message: e.to_string(),
                     })?;
                 let has_next = page.links.iter().any(|l| l.rel == "next");
-                let empty = page.results.is_empty();
-                groups.extend(page.results);
-                if !has_next || empty {
+                let before = groups.len();
+                groups.extend(
+                    page.results
+                        .into_iter()
+                        .filter(|group| seen.insert(group.id.clone())),
+                );
+                // A page with nothing new ends the listing: a server repeating a page with a
+                // `next` link would otherwise be read until the page cap.
+                if !has_next || groups.len() == before {
                     return Ok(groups);
                 }
                 if page_num >= MAX_PAGES {

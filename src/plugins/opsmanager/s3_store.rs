@@ -7,7 +7,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 use base64::Engine;
 use futures::StreamExt;
 use md5::{Digest, Md5};
@@ -41,6 +41,18 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
+    owner: Option<String>,
+    encryption: Encryption,
+}
+
+/// How objects written to the bucket are encrypted at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// S3-managed keys (`AES256`).
+    #[default]
+    S3Managed,
+    /// AWS KMS, with this key (the bucket's default KMS key when `None`).
+    Kms(Option<String>),
 }
 
 fn s3_uri(bucket: &str, key: &str) -> String {
@@ -84,7 +96,18 @@ impl S3Store {
             client,
             bucket: bucket.into(),
             prefix,
+            owner: None,
+            encryption: Encryption::default(),
         }
+    }
+
+    /// The same store, sending `owner` as `ExpectedBucketOwner` on every call (so a bucket
+    /// that changed hands is refused rather than written to) and encrypting what it writes
+    /// as `encryption` says.
+    pub fn protected(mut self, owner: Option<String>, encryption: Encryption) -> Self {
+        self.owner = owner;
+        self.encryption = encryption;
+        self
     }
 
     /// The bucket.
@@ -95,6 +118,11 @@ impl S3Store {
     /// The key prefix, empty or ending with `/`.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The account that must own the bucket, when one is set.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// The S3 client.
@@ -131,6 +159,7 @@ impl S3Store {
                 .head_object()
                 .bucket(&self.bucket)
                 .key(&key)
+                .set_expected_bucket_owner(self.owner.clone())
                 .send(),
         )
         .await;
@@ -150,6 +179,15 @@ impl S3Store {
                 .content_md5(base64::engine::general_purpose::STANDARD.encode(digest))
                 .content_type("application/json")
                 .if_none_match("*")
+                .set_expected_bucket_owner(self.owner.clone())
+                .server_side_encryption(match self.encryption {
+                    Encryption::S3Managed => ServerSideEncryption::Aes256,
+                    Encryption::Kms(_) => ServerSideEncryption::AwsKms,
+                })
+                .set_ssekms_key_id(match &self.encryption {
+                    Encryption::Kms(key) => key.clone(),
+                    Encryption::S3Managed => None,
+                })
                 .send(),
         )
         .await;
@@ -182,6 +220,7 @@ impl S3Store {
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(&prefix)
+            .set_expected_bucket_owner(self.owner.clone())
             .into_paginator()
             .send();
         let mut entries = Vec::new();
@@ -231,7 +270,10 @@ impl S3Store {
         Ok(
             futures::stream::iter(entries.into_iter().map(|entry| async move {
                 let key = self.key_for(&entry.group_id, entry.version, &entry.md5);
-                VerifyResult::of(entry, get_bytes(&self.client, &self.bucket, &key).await)
+                VerifyResult::of(
+                    entry,
+                    get_bytes(&self.client, &self.bucket, &key, self.owner.as_deref()).await,
+                )
             }))
             .buffered(VERIFY_CONCURRENCY)
             .collect()
@@ -278,6 +320,7 @@ impl S3Store {
                     .delete_objects()
                     .bucket(&self.bucket)
                     .delete(delete)
+                    .set_expected_bucket_owner(self.owner.clone())
                     .send(),
             )
             .await
@@ -302,12 +345,22 @@ impl S3Store {
 }
 
 /// The whole body of an object.
-async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, OpsManagerError> {
+async fn get_bytes(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    owner: Option<&str>,
+) -> Result<Vec<u8>, OpsManagerError> {
     let location = s3_uri(bucket, key);
     let output = observe(
         "aws",
         "s3:GetObject",
-        client.get_object().bucket(bucket).key(key).send(),
+        client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_expected_bucket_owner(owner.map(str::to_owned))
+            .send(),
     )
     .await
     .map_err(|e| s3_error("GetObject", location.clone(), &e))?;
@@ -324,17 +377,19 @@ async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, 
     Ok(body.into_bytes().to_vec())
 }
 
-/// Reads `s3://bucket/key` and checks its content against the MD5 and version in its name.
+/// Reads `s3://bucket/key` and checks its content against the MD5 and version in its name;
+/// `owner`, when given, must own the bucket.
 pub async fn read_verified(
     client: &Client,
     bucket: &str,
     key: &str,
+    owner: Option<&str>,
 ) -> Result<VerifiedBackup, OpsManagerError> {
     let shown = s3_uri(bucket, key);
     let mut segments = key.rsplit('/');
     let name = segments.next().unwrap_or_default();
     parse_name_of(&shown, name)?;
     let group_id = segments.next().and_then(|g| GroupId::parse(g).ok());
-    let bytes = get_bytes(client, bucket, key).await?;
+    let bytes = get_bytes(client, bucket, key, owner).await?;
     check_backup(&shown, name, bytes, group_id)
 }
