@@ -182,7 +182,7 @@ where
             let mut writer = csv::Writer::from_writer(Vec::new());
             writer.write_record(&columns)?;
             for row in &rows {
-                writer.write_record(row)?;
+                writer.write_record(row.iter().map(|cell| csv_cell(cell).into_owned()))?;
             }
             let bytes = writer
                 .into_inner()
@@ -205,7 +205,8 @@ where
                 .map_err(csv::Error::from)?;
             }
             for e in &report.errors {
-                writeln!(out, "error: {}", describe_error(e)).map_err(csv::Error::from)?;
+                writeln!(out, "error: {}", terminal_text(&describe_error(e)))
+                    .map_err(csv::Error::from)?;
             }
             Ok(String::from_utf8_lossy(&out).into_owned())
         }
@@ -290,7 +291,42 @@ pub fn write_json<T: Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()
     writeln!(out)
 }
 
+/// A CSV cell a spreadsheet will show as text: a cell starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return would be run as a formula (CSV injection), so it gets a leading
+/// `'`, as OWASP recommends. Negative numbers stay numbers.
+pub fn csv_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '@', '\t', '\r'])
+        || (cell.starts_with('-') && cell.parse::<f64>().is_err());
+    if risky {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+/// Text from remote data made safe for a terminal: control characters (escape sequences
+/// that could rewrite the screen or the title, bells, backspaces) are shown escaped,
+/// `\u{1b}` and the like; newlines and tabs too, so a cell stays on its row.
+pub fn terminal_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Writes rows as a table with a header line, sized to the terminal when there is one.
+/// Control characters in cells are escaped ([`terminal_text`]).
 pub fn write_table(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
     let mut table = comfy_table::Table::new();
     table
@@ -298,16 +334,17 @@ pub fn write_table(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<String>>)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_header(header.iter().copied());
     for row in rows {
-        table.add_row(row);
+        table.add_row(row.iter().map(|cell| terminal_text(cell).into_owned()));
     }
     writeln!(out, "{table}")
 }
 
-/// Writes `key: value` lines, aligned.
+/// Writes `key: value` lines, aligned, with control characters escaped.
 pub fn write_fields(out: &mut dyn Write, fields: &[(&str, String)]) -> io::Result<()> {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in fields {
-        writeln!(out, "{key:<width$}  {value}")?;
+        let key = terminal_text(key);
+        writeln!(out, "{key:<width$}  {}", terminal_text(value))?;
     }
     Ok(())
 }
@@ -366,6 +403,34 @@ mod tests {
         let templates = Templates::new(None).unwrap_or_else(|e| panic!("{e}"));
         render_report(&sample(), format, &templates, &Extras::default())
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn csv_cells_cannot_become_formulas() {
+        assert_eq!(
+            csv_cell("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(csv_cell("+1+2"), "'+1+2");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_cell("-2+3"), "'-2+3");
+        assert_eq!(csv_cell("\tcmd"), "'\tcmd");
+        assert_eq!(csv_cell("-12.5"), "-12.5");
+        assert_eq!(csv_cell("i-0abc"), "i-0abc");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_terminals() {
+        assert_eq!(
+            terminal_text("web\u{1b}]0;pwned\u{7}"),
+            "web\\u{1b}]0;pwned\\u{7}"
+        );
+        assert_eq!(terminal_text("a\nb"), "a\\nb");
+        assert_eq!(terminal_text("plain é"), "plain é");
+        let mut out = Vec::new();
+        write_table(&mut out, &["name"], vec![vec!["x\u{1b}[2J".into()]]).expect("write");
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 
     #[test]

@@ -721,3 +721,88 @@ async fn an_unreachable_endpoint_fails_naming_the_call() {
         "{err}"
     );
 }
+
+/// Names a spreadsheet would run as formulas, and escape sequences that would rewrite a
+/// terminal, arrive from AWS as plain data and leave pincher as plain data.
+#[tokio::test]
+async fn hostile_tag_values_are_neutralised_in_csv_tables_and_html() {
+    let pincher = Pincher::new(0).await;
+    let org = &pincher.org;
+    let m = &org.management;
+    org.run_instances(
+        m,
+        "us-east-1",
+        1,
+        "t3.micro",
+        &[("Name", "=HYPERLINK(\"http://evil\",\"x\")")],
+    )
+    .await;
+    org.run_instances(
+        m,
+        "us-east-1",
+        1,
+        "t3.micro",
+        &[("Name", "web\u{9b}2J\r\nfake row")],
+    )
+    .await;
+
+    let csv = pincher.ok(&[
+        "aws",
+        "--regions",
+        "us-east-1",
+        "ec2",
+        "report",
+        "--output",
+        "csv",
+    ]);
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    let cells: Vec<String> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .flat_map(|r| r.iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert!(
+        cells.iter().all(|c| !c.starts_with(['=', '+', '@'])),
+        "{cells:?}"
+    );
+
+    let table = pincher.ok(&[
+        "aws",
+        "--regions",
+        "us-east-1",
+        "ec2",
+        "report",
+        "--output",
+        "table",
+    ]);
+    // A C1 CSI (an escape sequence on many terminals) and a carriage return: XML carries
+    // them, and they would rewrite the screen or forge a row.
+    assert!(
+        !table.contains('\u{9b}') && !table.contains('\r'),
+        "{table:?}"
+    );
+    assert!(
+        table.contains("\\u{9b}") && table.contains("\\r\\n"),
+        "{table}"
+    );
+
+    let server = pincher.serve();
+    let response = server
+        .get("/reports/aws/ec2?regions=us-east-1&format=html", None)
+        .await;
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let response = server
+        .get("/reports/aws/ec2?regions=us-east-1&format=csv", None)
+        .await;
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert!(response.text().await.expect("text").contains("'=HYPERLINK"));
+}
