@@ -5,4 +5,5 @@
 mod support;
 
 mod postgres_outage;
+mod postgres_tls;
 mod sigterm;

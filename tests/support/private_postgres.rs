@@ -10,6 +10,44 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     /// TCP port it listens on (127.0.0.1).
     pub port: u16,
+    /// Extra server options (`-c name=value …`).
+    options: String,
+}
+
+/// Runs `openssl ARGS…` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is needed to make the test CA (Debian openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Makes a CA (`{name}.crt`, `{name}.key`) in `dir`.
+pub fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=pincher test CA {name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+        ],
+    );
 }
 
 fn postgres_bin() -> PathBuf {
@@ -90,9 +128,99 @@ impl PrivatePostgres {
             dir,
             bin,
             port: free_port(),
+            options: String::new(),
         };
         cluster.resume();
         cluster
+    }
+
+    /// Creates and starts a cluster that accepts TLS connections only, with a certificate
+    /// for `localhost` and 127.0.0.1 signed by a CA made here ([`Self::ca_file`]).
+    pub fn start_tls_only() -> Self {
+        let mut cluster = Self::start();
+        cluster.stop();
+        let dir = cluster.dir.path().to_owned();
+        make_ca(&dir, "ca");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        );
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("write the SAN extension");
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                "server.crt",
+            ],
+        );
+        if nix_is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres", "server.key", "server.crt"])
+                .current_dir(&dir)
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod the key");
+        }
+        let hba = dir.join("data").join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        cluster.options = format!(
+            "-c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+            dir.display()
+        );
+        cluster.resume();
+        cluster
+    }
+
+    /// The CA that signed a TLS cluster's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The cluster's folder, for files a test makes beside it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The URL of its `postgres` database.
@@ -104,9 +232,10 @@ impl PrivatePostgres {
     pub fn resume(&self) {
         let data = self.dir.path().join("data");
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=on",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=on {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         let log = self.dir.path().join("postgres.log");
         let output = as_postgres(
