@@ -93,6 +93,72 @@ pub fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::ope
         .into()
 }
 
+/// Declares a set of documented problem responses, for `responses(...)` of route annotations:
+/// each status once, with its description, as `application/problem+json`.
+macro_rules! problem_set {
+    ($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                [$(($status, $description)),+]
+                    .into_iter()
+                    .map(|(status, description)| (status.to_owned(), problem_response(description)))
+                    .collect()
+            }
+        }
+    };
+}
+
+problem_set! {
+    /// 401 and 403: every operation that needs a token.
+    AuthProblems {
+        "401" => "Missing or invalid token",
+        "403" => "The token lacks the scope",
+    }
+}
+
+problem_set! {
+    /// 503: every operation that reads or writes the database.
+    DatabaseProblems {
+        "503" => "Database unavailable",
+    }
+}
+
+problem_set! {
+    /// 400: a body that is not JSON, or a bad query parameter.
+    MalformedProblems {
+        "400" => "Malformed JSON or query parameter",
+    }
+}
+
+problem_set! {
+    /// 413, 415 and 422: what a JSON body can get wrong.
+    BodyProblems {
+        "413" => "Body over the limit",
+        "415" => "Content-Type is not JSON",
+        "422" => "Invalid or unknown fields, each named",
+    }
+}
+
+problem_set! {
+    /// 409: a unique name taken, or a concurrent write that won.
+    ConflictProblems {
+        "409" => "Duplicate name or a concurrent write won",
+    }
+}
+
+problem_set! {
+    /// 412: `If-Match` names another revision.
+    PreconditionProblems {
+        "412" => "If-Match does not match",
+    }
+}
+
 impl ApiError {
     /// A 400 naming one query parameter.
     pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {

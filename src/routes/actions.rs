@@ -127,8 +127,7 @@ fn run_response(status: StatusCode, run: Run) -> Response {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every action", body = Vec<ActionInfo>),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::AuthProblems
     )
 )]
 async fn list() -> Json<Vec<ActionInfo>> {

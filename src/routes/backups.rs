@@ -71,8 +71,7 @@ fn store_unavailable(e: OpsManagerError) -> ApiError {
     responses(
         (status = 200, description = "Backups, newest version first, and the last success per group", body = BackupList),
         (status = 400, description = "Bad query parameter, or no groups to back up", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::AuthProblems,
         (status = 503, description = "Database or S3 backup store unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]

@@ -365,8 +365,7 @@ async fn cost_report(
         (status = 200, description = "The service, its EC2 and RDS resources and its cost", body = Object),
         (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Bad parameter, named in errors", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::AuthProblems,
         (status = 503, description = "AWS or the database could not be read at all", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )
 )]
@@ -432,8 +431,7 @@ async fn service_report(
             (String = "text/plain")
         )),
         (status = 400, description = "Bad parameter, named in errors", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::AuthProblems,
         (status = 409, description = "Chef is not configured", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Chef or AWS could not be read at all", body = crate::middleware::error::Problem, content_type = "application/problem+json")
     )

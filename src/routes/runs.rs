@@ -117,9 +117,8 @@ impl ListQuery {
     responses(
         (status = 200, description = "A page of runs; `next` is also sent as a Link header", body = RunList),
         (status = 400, description = "Bad query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::AuthProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -151,10 +150,9 @@ async fn list(
     params(("id" = String, Path, description = "The run's id (UUID)")),
     responses(
         (status = 200, description = "The run", body = Run),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::AuthProblems,
         (status = 404, description = "No such run", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all, fields(run = %id))]

@@ -202,10 +202,9 @@ impl ListQuery {
     ),
     responses(
         (status = 200, description = "A page of services; `next` is also sent as a Link header", body = ServiceList),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::MalformedProblems,
+        crate::middleware::error::AuthProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -254,14 +253,11 @@ fn check_precondition(headers: &HeaderMap, current: &Service) -> Result<(), ApiE
     request_body(content = ServiceWrite, content_type = "application/json"),
     responses(
         (status = 201, description = "Created; Location and ETag headers are set", body = Service),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not JSON", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, each named", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::MalformedProblems,
+        crate::middleware::error::AuthProblems,
+        crate::middleware::error::ConflictProblems,
+        crate::middleware::error::BodyProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -288,10 +284,9 @@ async fn create(
     params(("key" = String, Path, description = "Service id (UUID) or name")),
     responses(
         (status = 200, description = "The service, with its ETag", body = Service),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::AuthProblems,
         (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all, fields(service = %key))]
@@ -313,16 +308,13 @@ async fn show(
     request_body(content = ServiceWrite, content_type = "application/json"),
     responses(
         (status = 200, description = "The service as stored, with its new ETag", body = Service),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::MalformedProblems,
+        crate::middleware::error::AuthProblems,
         (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not JSON", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, each named", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::ConflictProblems,
+        crate::middleware::error::PreconditionProblems,
+        crate::middleware::error::BodyProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all, fields(service = %key))]
@@ -349,16 +341,13 @@ async fn replace(
     request_body(content = ServicePatch, content_type = "application/merge-patch+json", description = "Fields to change; null removes"),
     responses(
         (status = 200, description = "The service as stored, with its new ETag", body = Service),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::MalformedProblems,
+        crate::middleware::error::AuthProblems,
         (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not JSON", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, each named", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::ConflictProblems,
+        crate::middleware::error::PreconditionProblems,
+        crate::middleware::error::BodyProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all, fields(service = %key))]
@@ -384,13 +373,12 @@ async fn patch(
     params(("key" = String, Path, description = "Service id (UUID) or name"), ("If-Match" = Option<String>, Header, description = "Entity tag(s) the service must have, or *")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::MalformedProblems,
+        crate::middleware::error::AuthProblems,
         (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::ConflictProblems,
+        crate::middleware::error::PreconditionProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 #[tracing::instrument(skip_all, fields(service = %key))]

@@ -70,9 +70,8 @@ pub struct CreatedToken {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tokens", body = Vec<ApiToken>),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::AuthProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApiToken>>, ApiError> {
@@ -156,14 +155,11 @@ pub fn parse_request(body: &Value) -> Result<NewTokenRequest, ValidationErrors> 
     request_body(content = TokenRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The token and its record", body = CreatedToken),
-        (status = 400, description = "Malformed JSON or query parameter", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Duplicate name or a concurrent write won", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not JSON", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unknown fields, each named", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::MalformedProblems,
+        crate::middleware::error::AuthProblems,
+        crate::middleware::error::ConflictProblems,
+        crate::middleware::error::BodyProblems,
+        crate::middleware::error::DatabaseProblems
     )
 )]
 async fn create(
@@ -201,10 +197,9 @@ async fn create(
     params(("key" = String, Path, description = "Token id or name")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing or invalid token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the scope", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::middleware::error::Problem, content_type = "application/problem+json")
+        crate::middleware::error::AuthProblems,
+        (status = 404, description = "No such token", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
+        crate::middleware::error::DatabaseProblems
     )
 )]
 async fn revoke(
