@@ -9,6 +9,7 @@ mod auth;
 mod helpers;
 mod index;
 mod limits;
+mod matrix;
 mod observability;
 mod openapi;
 mod rules;

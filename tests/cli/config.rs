@@ -62,6 +62,40 @@ fn config_show_redacts_every_secret() {
         !text.contains("db-pass-123") && !text.contains("om-private-456"),
         "{text}"
     );
+
+    // Passwords in the query string and in the other URL settings are masked too.
+    let output = pincher(dir.path())
+        .env(
+            "PINCHER_DATABASE__URL",
+            "postgres://app@db.internal/pincher?password=db-query-789&sslmode=require",
+        )
+        .env(
+            "PINCHER_OPSMANAGER__BASE_URL",
+            "https://ops:om-url-pass@om.example.com/?apiKey=om-query-key",
+        )
+        .env("PINCHER_OPSMANAGER__PUBLIC_KEY", "abcdefgh")
+        .env("PINCHER_OPSMANAGER__PRIVATE_KEY", "om-private-456")
+        .env(
+            "PINCHER_AWS__ENDPOINT_URL",
+            "https://vpce.example.com/?token=aws-query-tok",
+        )
+        .args(["config", "show"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    for secret in [
+        "db-query-789",
+        "om-url-pass",
+        "om-query-key",
+        "aws-query-tok",
+    ] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    assert!(
+        text.contains("sslmode=require") && text.contains("om.example.com"),
+        "{text}"
+    );
 }
 
 #[test]

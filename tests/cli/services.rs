@@ -181,6 +181,17 @@ both_backends! {
         assert!(stderr(&duplicate).contains("already exists"));
         assert_eq!(env.run(&["tokens", "create", "--name", "x", "--scope", "root"]).status.code(), Some(2));
 
+        let output = env.run(&["tokens", "create", "--name", "temp-bot", "--scope", "read", "--expires-in-days", "7"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let listed = env.json(&["tokens", "list"]);
+        let expires = listed[1]["expires_at"].as_str().expect("expires_at").to_owned();
+        let in_a_week = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+        assert!(expires.starts_with(&in_a_week.date().to_string()), "{expires}");
+        assert!(listed[1]["last_used_at"].is_null());
+        let table = env.ok(&["tokens", "list"]);
+        assert!(table.contains("expires") && table.contains("last used"), "{table}");
+        assert_eq!(env.run(&["tokens", "create", "--name", "y", "--scope", "read", "--expires-in-days", "0"]).status.code(), Some(2));
+
         assert!(env.ok(&["tokens", "revoke", "deploy-bot"]).contains("revoked"));
         assert!(env.json(&["tokens", "list"])[0]["revoked_at"].is_string());
         assert_eq!(env.run(&["tokens", "revoke", "nope"]).status.code(), Some(1));

@@ -159,4 +159,17 @@ async fn an_unreachable_ops_manager_is_named_with_the_cause_once() {
     );
     assert!(err.contains("Connection refused"), "{err}");
     assert_eq!(err.matches("error sending request").count(), 1, "{err}");
+
+    // A password in the base URL, user info or query, never shows in an error.
+    let settings = OpsManagerSettings {
+        base_url: url::Url::parse("http://ops:url-secret-1@127.0.0.1:1/?key=url-secret-2").ok(),
+        ..settings
+    };
+    let client = OpsManagerClient::from_settings(&settings).expect("client");
+    let err = client.list_groups().await.expect_err("refused").to_string();
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        !err.contains("url-secret-1") && !err.contains("url-secret-2"),
+        "{err}"
+    );
 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::ChefError;
-use crate::config::ChefSettings;
+use crate::config::{ChefSettings, redact_url};
 use crate::plugins::http::{BodyError, read_body, same_origin_redirects};
 use crate::plugins::observe;
 
@@ -360,9 +360,9 @@ impl ChefClient {
             .redirect(same_origin_redirects())
             .user_agent(concat!("pincher/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| ChefError::Unreachable {
-                url: server_url.to_string(),
-                source,
+            .map_err(|source: reqwest::Error| ChefError::Unreachable {
+                url: redact_url(server_url.as_str()),
+                source: source.without_url(),
             })?;
         Ok(Self {
             http,
@@ -462,9 +462,10 @@ impl ChefClient {
                 .body(body_bytes);
         }
         tracing::debug!(operation, path = url.path(), "chef request");
-        let unreachable = |source| ChefError::Unreachable {
-            url: self.base.to_string(),
-            source,
+        // The URL is named once, redacted; reqwest's own copy of it is dropped.
+        let unreachable = |source: reqwest::Error| ChefError::Unreachable {
+            url: redact_url(self.base.as_str()),
+            source: source.without_url(),
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();

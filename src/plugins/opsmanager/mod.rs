@@ -162,6 +162,10 @@ impl OpsManagerError {
 
     pub(crate) fn transport(what: impl Into<String>, error: &reqwest::Error) -> Self {
         let mut cause = error.to_string();
+        // reqwest names the URL it called, user-info password and query included.
+        if let Some(url) = error.url() {
+            cause = cause.replace(url.as_str(), &crate::config::redact_url(url.as_str()));
+        }
         let mut next = std::error::Error::source(error);
         while let Some(inner) = next {
             let text = inner.to_string();
