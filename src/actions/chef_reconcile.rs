@@ -38,6 +38,10 @@ impl Params for ChefReconcileParams {
         self.selection.check(&mut errors);
         result(errors)
     }
+
+    fn refine_schema(schema: &mut serde_json::Value) {
+        Selection::refine_schema(schema);
+    }
 }
 
 /// The Chef × EC2 reconciliation.

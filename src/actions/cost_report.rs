@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use super::params::{check_date, result, ymd};
+use super::params::{check_date, date_pattern, refine, result, ymd};
 use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::{FieldError, ValidationErrors};
@@ -71,6 +71,18 @@ impl CostReportParams {
 }
 
 impl Params for CostReportParams {
+    fn refine_schema(schema: &mut serde_json::Value) {
+        refine::set(schema, "start", "pattern", date_pattern().into());
+        refine::set(schema, "end", "pattern", date_pattern().into());
+        refine::set(schema, "metric", "enum", serde_json::json!(ce::METRICS));
+        refine::set(
+            schema,
+            "group_by",
+            "pattern",
+            "^(service|account|region|registered-service|registered_service|tag:[\\s\\S]+)$".into(),
+        );
+    }
+
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         check_date("start", self.start, &mut errors);

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{Selection, TagFilter, check_tag_filters, result};
+use super::params::{
+    SERVICE_KEY, Selection, TagFilter, check_service, check_tag_filters, refine,
+    refine_tag_filters, result,
+};
 use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::ValidationErrors;
@@ -37,6 +40,12 @@ pub struct Ec2ReportParams {
 }
 
 impl Params for Ec2ReportParams {
+    fn refine_schema(schema: &mut serde_json::Value) {
+        Selection::refine_schema(schema);
+        refine_tag_filters(schema, "tags");
+        refine::set(schema, "service", "pattern", SERVICE_KEY.into());
+    }
+
     const QUERY_ALIASES: &'static [(&'static str, &'static str)] = &[
         ("region", "regions"),
         ("account", "accounts"),
@@ -50,6 +59,7 @@ impl Params for Ec2ReportParams {
         let mut errors = Vec::new();
         self.selection.check(&mut errors);
         check_tag_filters("tags", self.tags.len(), &mut errors);
+        check_service("service", self.service.as_deref(), &mut errors);
         result(errors)
     }
 }

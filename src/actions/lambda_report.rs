@@ -37,6 +37,10 @@ impl Params for LambdaReportParams {
         self.selection.check(&mut errors);
         result(errors)
     }
+
+    fn refine_schema(schema: &mut serde_json::Value) {
+        Selection::refine_schema(schema);
+    }
 }
 
 /// The Lambda report.

@@ -106,6 +106,12 @@ pub trait Params:
     fn validate(&self) -> Result<(), ValidationErrors> {
         Ok(())
     }
+
+    /// Adds to the generated schema what `validate` checks and JSON Schema can state (caps,
+    /// patterns, rules between fields), so the schema says exactly what is accepted.
+    fn refine_schema(schema: &mut Value) {
+        let _ = schema;
+    }
 }
 
 /// Asks whether a change may go ahead: the CLI asks on the terminal; HTTP and rules have
@@ -212,6 +218,8 @@ pub trait ErasedAction: Send + Sync {
     fn changes(&self) -> bool;
     /// The params' JSON schema (draft 2020-12, self-contained).
     fn params_schema(&self) -> Value;
+    /// Query-string names that stand for params properties (`("state", "states")`).
+    fn query_aliases(&self) -> &'static [(&'static str, &'static str)];
     /// Checks a params document; returns it as the action will see it (defaults filled in).
     fn check(&self, params: Value) -> Result<Value, ValidationErrors>;
     /// Checks `params` and starts a run in the background: its record is written before this
@@ -240,7 +248,11 @@ impl<A: Action> ErasedAction for Entry<A> {
     }
 
     fn params_schema(&self) -> Value {
-        params::json_schema::<A::Params>()
+        params::params_schema::<A::Params>()
+    }
+
+    fn query_aliases(&self) -> &'static [(&'static str, &'static str)] {
+        <A::Params as Params>::QUERY_ALIASES
     }
 
     fn check(&self, params: Value) -> Result<Value, ValidationErrors> {

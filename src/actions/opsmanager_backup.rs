@@ -32,6 +32,10 @@ pub struct BackupParams {
 }
 
 impl Params for BackupParams {
+    fn refine_schema(schema: &mut serde_json::Value) {
+        super::params::refine::exclusive(schema, "all_groups", "groups");
+    }
+
     const QUERY_ALIASES: &'static [(&'static str, &'static str)] = &[("group", "groups")];
 
     fn validate(&self) -> Result<(), ValidationErrors> {

@@ -38,7 +38,9 @@ impl<P: Params> Valid<P> {
         if !unknown.is_empty() {
             return Err(ValidationErrors(unknown));
         }
-        let params: P = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+        let mut object = Value::Object(object);
+        integral_floats_as_integers(&mut object);
+        let params: P = serde_path_to_error::deserialize(object).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
             one(&field, e.into_inner().to_string())
@@ -52,6 +54,24 @@ impl<P: Params> Valid<P> {
     }
 }
 
+/// Writes numbers like `5.0` as `5`: JSON Schema (and JSON) calls them integers, serde's
+/// integer types do not take them.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15
+            {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
+}
+
 fn one(field: &str, message: impl Into<String>) -> ValidationErrors {
     ValidationErrors(vec![FieldError::new(field, message)])
 }
@@ -62,6 +82,69 @@ fn unknown_message(known: &BTreeSet<String>) -> String {
     } else {
         let names: Vec<&str> = known.iter().map(String::as_str).collect();
         format!("unknown field; expected {}", names.join(", "))
+    }
+}
+
+/// The JSON schema of params type `P` as the server enforces it: [`json_schema`] with the
+/// rules the Rust type cannot carry added by [`Params::refine_schema`] (limits, patterns of
+/// free-text fields, rules between fields).
+pub fn params_schema<P: Params>() -> Value {
+    let mut schema = json_schema::<P>();
+    P::refine_schema(&mut schema);
+    schema
+}
+
+/// A regular expression matching text without NUL characters, which no text column stores.
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+
+/// A regular expression matching a service key: a UUID or a service name.
+pub const SERVICE_KEY: &str = "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$";
+
+/// Schema edits for [`Params::refine_schema`].
+pub mod refine {
+    use serde_json::{Map, Value, json};
+
+    /// The schema of property `name`, when there is one.
+    pub fn property<'a>(schema: &'a mut Value, name: &str) -> Option<&'a mut Map<String, Value>> {
+        schema.get_mut("properties")?.get_mut(name)?.as_object_mut()
+    }
+
+    /// Sets `key` to `value` in property `name`'s schema.
+    pub fn set(schema: &mut Value, name: &str, key: &str, value: Value) {
+        if let Some(property) = property(schema, name) {
+            property.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Sets `key` to `value` in the schema of the items of array property `name`.
+    pub fn set_items(schema: &mut Value, name: &str, key: &str, value: Value) {
+        if let Some(items) = property(schema, name)
+            .and_then(|p| p.get_mut("items"))
+            .and_then(Value::as_object_mut)
+        {
+            items.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Adds a rule every document must also satisfy (`allOf`).
+    pub fn add_rule(schema: &mut Value, rule: Value) {
+        if let Some(object) = schema.as_object_mut() {
+            let rules = object.entry("allOf").or_insert_with(|| json!([]));
+            if let Value::Array(rules) = rules {
+                rules.push(rule);
+            }
+        }
+    }
+
+    /// `flag: true` and a non-empty `list` exclude each other.
+    pub fn exclusive(schema: &mut Value, flag: &str, list: &str) {
+        add_rule(
+            schema,
+            json!({
+                "if": {"properties": {flag: {"const": true}}, "required": [flag]},
+                "then": {"properties": {list: {"maxItems": 0}}}
+            }),
+        );
     }
 }
 
@@ -194,6 +277,13 @@ pub fn from_query<P: Params>(pairs: &[(String, String)]) -> Result<Value, Valida
     let mut object = Map::new();
     let mut errors = Vec::new();
     for (key, value) in pairs {
+        if value.is_empty() {
+            errors.push(FieldError::new(
+                key.as_str(),
+                "empty value; leave the parameter out",
+            ));
+            continue;
+        }
         let name = P::QUERY_ALIASES
             .iter()
             .find(|(alias, _)| alias == key)
@@ -212,14 +302,15 @@ pub fn from_query<P: Params>(pairs: &[(String, String)]) -> Result<Value, Valida
         match kind(property) {
             "array" => {
                 let list = entry.or_insert_with(|| Value::Array(Vec::new()));
+                if value.split(',').any(str::is_empty) {
+                    errors.push(FieldError::new(
+                        key.as_str(),
+                        "an empty item; separate items with single commas",
+                    ));
+                    continue;
+                }
                 if let Value::Array(list) = list {
-                    list.extend(
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|v| !v.is_empty())
-                            .map(|v| Value::String(v.to_owned())),
-                    );
+                    list.extend(value.split(',').map(|v| Value::String(v.to_owned())));
                 }
             }
             "object" => {
@@ -330,7 +421,7 @@ impl Selection {
             "regions",
             "regions",
             "limits.regions",
-            distinct(&self.regions).len(),
+            self.regions.len(),
             limits.regions,
             errors,
         );
@@ -338,10 +429,20 @@ impl Selection {
             "accounts",
             "accounts",
             "limits.accounts",
-            distinct(&self.accounts).len(),
+            self.accounts.len(),
             limits.accounts,
             errors,
         );
+    }
+
+    /// Adds the selection's rules to the schema of params that flatten it: the caps, and that
+    /// `all_regions` (`all_accounts`) and a list of regions (accounts) exclude each other.
+    pub fn refine_schema(schema: &mut Value) {
+        let limits = crate::config::limits::current();
+        refine::set(schema, "regions", "maxItems", Value::from(limits.regions));
+        refine::set(schema, "accounts", "maxItems", Value::from(limits.accounts));
+        refine::exclusive(schema, "all_regions", "regions");
+        refine::exclusive(schema, "all_accounts", "accounts");
     }
 
     /// The accounts and regions to read.
@@ -401,6 +502,22 @@ pub fn check_tag_filters(field: &str, count: usize, errors: &mut Vec<FieldError>
     );
 }
 
+/// Adds an error on `field` when `service` is not a service key (a UUID or a name).
+pub fn check_service(field: &str, service: Option<&str>, errors: &mut Vec<FieldError>) {
+    if let Some(service) = service
+        && let Err(message) = crate::domain::service::ServiceKey::parse(service)
+    {
+        errors.push(FieldError::new(field, message));
+    }
+}
+
+/// The schema of a list of `KEY=VALUE` tag filters, property `name`: the form and the cap.
+pub fn refine_tag_filters(schema: &mut Value, name: &str) {
+    let most = crate::config::limits::current().tag_filters;
+    refine::set(schema, name, "maxItems", Value::from(most));
+    refine::set_items(schema, name, "pattern", Value::from("^[^=]+=[\\s\\S]*$"));
+}
+
 /// A `KEY=VALUE` tag, as `--tag` and the `tag` query parameter take it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -452,6 +569,35 @@ pub fn parse_date(text: &str) -> Result<time::Date, String> {
         time::macros::format_description!("[year]-[month]-[day]"),
     )
     .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
+}
+
+/// A regular expression for `YYYY-MM-DD` dates in the years of `limits.earliest_date` to
+/// `limits.latest_date` (the days of those years outside the range are refused too, by the
+/// server; the expression cannot say so).
+pub fn date_pattern() -> String {
+    let limits = crate::config::limits::current();
+    let years = year_range(limits.earliest_date.year(), limits.latest_date.year());
+    format!("^({years})-[0-9]{{2}}-[0-9]{{2}}$")
+}
+
+/// A regular expression for the four-digit years `first..=last`: whole centuries and decades
+/// as digit classes, the rest one by one (`20[0-9]{2}|2100` for 2000 to 2100).
+fn year_range(first: i32, last: i32) -> String {
+    let mut parts = Vec::new();
+    let mut year = first;
+    while year <= last {
+        if year % 100 == 0 && year + 99 <= last {
+            parts.push(format!("{:02}[0-9]{{2}}", year / 100));
+            year += 100;
+        } else if year % 10 == 0 && year + 9 <= last {
+            parts.push(format!("{:03}[0-9]", year / 10));
+            year += 10;
+        } else {
+            parts.push(format!("{year:04}"));
+            year += 1;
+        }
+    }
+    parts.join("|")
 }
 
 /// Rejects a date outside `limits.earliest_date` ..= `limits.latest_date`.
@@ -509,10 +655,23 @@ mod tests {
     }
 
     #[test]
-    fn repeated_regions_and_accounts_count_once() {
+    fn year_ranges_are_compact_regular_expressions() {
+        assert_eq!(year_range(2000, 2100), "20[0-9]{2}|2100");
+        assert_eq!(year_range(1998, 2011), "1998|1999|200[0-9]|2010|2011");
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let mut value = serde_json::json!({"a": 5.0, "b": [1.5, 2.0], "c": 3});
+        integral_floats_as_integers(&mut value);
+        assert_eq!(value, serde_json::json!({"a": 5, "b": [1.5, 2], "c": 3}));
+    }
+
+    #[test]
+    fn repeated_regions_and_accounts_are_read_once() {
         let selection = Selection {
-            regions: vec!["eu-west-1".into(); 500],
-            accounts: vec!["123456789012".into(); 2000],
+            regions: vec!["eu-west-1".into(); 50],
+            accounts: vec!["123456789012".into(); 1000],
             ..Selection::default()
         };
         let mut errors = Vec::new();

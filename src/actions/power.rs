@@ -8,7 +8,9 @@ use std::future::Future;
 use aws_config::SdkConfig;
 use serde::{Deserialize, Serialize};
 
-use super::params::{Selection, check_count, check_tag_filters, distinct, result};
+use super::params::{
+    SERVICE_KEY, Selection, check_count, check_service, check_tag_filters, distinct, refine, result,
+};
 use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::run::{RunOutcome, TargetOutcome, TargetResult};
@@ -63,6 +65,44 @@ impl Params for PowerParams {
         ("account", "accounts"),
     ];
 
+    fn refine_schema(schema: &mut serde_json::Value) {
+        let limits = crate::config::limits::current();
+        Selection::refine_schema(schema);
+        refine::set(schema, "ids", "maxItems", limits.ids.into());
+        refine::set(
+            schema,
+            "max_targets",
+            "maximum",
+            serde_json::Value::from(u32::MAX),
+        );
+        if let Some(max_targets) = refine::property(schema, "max_targets") {
+            max_targets.remove("format");
+        }
+        refine::set(schema, "tags", "maxProperties", limits.tag_filters.into());
+        refine::set(
+            schema,
+            "tags",
+            "propertyNames",
+            serde_json::json!({"type": "string", "minLength": 1, "maxLength": 128}),
+        );
+        refine::set(
+            schema,
+            "tags",
+            "additionalProperties",
+            serde_json::json!({"type": "string", "maxLength": 256}),
+        );
+        refine::set(schema, "service", "pattern", SERVICE_KEY.into());
+        // An empty selection is refused, never taken as everything.
+        refine::add_rule(
+            schema,
+            serde_json::json!({"anyOf": [
+                {"required": ["ids"], "properties": {"ids": {"minItems": 1}}},
+                {"required": ["tags"], "properties": {"tags": {"minProperties": 1}}},
+                {"required": ["service"], "properties": {"service": {"type": "string"}}}
+            ]}),
+        );
+    }
+
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         if self.ids.is_empty() && self.tags.is_empty() && self.service.is_none() {
@@ -83,13 +123,13 @@ impl Params for PowerParams {
             }
         }
         for (key, value) in &self.tags {
-            if key.is_empty() || key.len() > 128 {
+            if key.is_empty() || key.chars().count() > 128 {
                 errors.push(FieldError::new(
                     format!("tags.{key}"),
                     "tag keys are 1 to 128 characters",
                 ));
             }
-            if value.len() > 256 {
+            if value.chars().count() > 256 {
                 errors.push(FieldError::new(
                     format!("tags.{key}"),
                     "tag values are at most 256 characters",
@@ -104,11 +144,12 @@ impl Params for PowerParams {
             "ids",
             "ids",
             "limits.ids",
-            distinct(&self.ids).len(),
+            self.ids.len(),
             limits.ids,
             &mut errors,
         );
         check_tag_filters("tags", self.tags.len(), &mut errors);
+        check_service("service", self.service.as_deref(), &mut errors);
         self.selection.check(&mut errors);
         result(errors)
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use super::cost_report::{CostReportParams, DEFAULT_METRIC};
-use super::params::{Selection, check_date, result, ymd};
+use super::params::{SERVICE_KEY, Selection, check_date, date_pattern, refine, result, ymd};
 use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::service::{Service, ServiceKey};
@@ -45,6 +45,16 @@ impl ServiceReportParams {
 }
 
 impl Params for ServiceReportParams {
+    fn refine_schema(schema: &mut serde_json::Value) {
+        Selection::refine_schema(schema);
+        refine::set(schema, "service", "pattern", SERVICE_KEY.into());
+        refine::set(schema, "start", "pattern", date_pattern().into());
+        refine::set(schema, "end", "pattern", date_pattern().into());
+        if let Some(object) = schema.as_object_mut() {
+            object.insert("required".into(), serde_json::json!(["service"]));
+        }
+    }
+
     const QUERY_ALIASES: &'static [(&'static str, &'static str)] =
         &[("region", "regions"), ("account", "accounts")];
 

@@ -323,7 +323,7 @@ impl RuleSpec {
             .map_err(|m| errors.push(FieldError::new("name", m)))
             .ok();
         let description = parsed.description.unwrap_or_default();
-        if description.len() > 4096 {
+        if description.chars().count() > 4096 {
             errors.push(FieldError::new(
                 "description",
                 "must be at most 4096 characters",

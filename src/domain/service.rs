@@ -204,7 +204,7 @@ impl ServiceSpec {
                 errors.push(FieldError::new("owner", "must not be empty"));
                 None
             }
-            Some(Value::String(s)) if s.len() > 128 => {
+            Some(Value::String(s)) if s.chars().count() > 128 => {
                 errors.push(FieldError::new("owner", "must be at most 128 characters"));
                 None
             }
@@ -216,7 +216,7 @@ impl ServiceSpec {
         };
         let display_name = match obj.get("display_name") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.len() > 256 => {
+            Some(Value::String(s)) if s.chars().count() > 256 => {
                 errors.push(FieldError::new(
                     "display_name",
                     "must be at most 256 characters",
@@ -231,7 +231,7 @@ impl ServiceSpec {
         };
         let description = match obj.get("description") {
             None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) if s.len() > 4096 => {
+            Some(Value::String(s)) if s.chars().count() > 4096 => {
                 errors.push(FieldError::new(
                     "description",
                     "must be at most 4096 characters",
@@ -245,11 +245,11 @@ impl ServiceSpec {
             }
         };
         let tags = string_map(obj.get("tags"), "tags", &mut errors, |key, value| {
-            if key.is_empty() || key.len() > MAX_TAG_KEY {
+            if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
                 Some(format!("tag keys must be 1 to {MAX_TAG_KEY} characters"))
             } else if key.starts_with("aws:") {
                 Some("the aws: prefix is reserved by AWS".into())
-            } else if value.len() > MAX_TAG_VALUE {
+            } else if value.chars().count() > MAX_TAG_VALUE {
                 Some(format!(
                     "tag values must be at most {MAX_TAG_VALUE} characters"
                 ))

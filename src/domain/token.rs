@@ -77,7 +77,7 @@ impl TokenName {
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.contains('\0') {
             Err("must not contain NUL characters".into())
-        } else if text.trim().is_empty() || text.len() > 128 {
+        } else if text.trim().is_empty() || text.chars().count() > 128 {
             Err("must be 1 to 128 characters".into())
         } else {
             Ok(Self(text.to_owned()))

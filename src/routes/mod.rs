@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod backups;
+pub mod contract;
 pub mod extract;
 pub mod index;
 pub mod metrics;

@@ -82,8 +82,12 @@ pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
     doc
 });
 
-static DOCUMENT_JSON: LazyLock<String> =
-    LazyLock::new(|| DOCUMENT.to_pretty_json().unwrap_or_default());
+/// The document as served: [`DOCUMENT`] made exact by [`super::contract::tighten`].
+pub static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
+    let mut doc = serde_json::to_value(&*DOCUMENT).unwrap_or_default();
+    super::contract::tighten(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+});
 
 /// This OpenAPI document.
 #[utoipa::path(

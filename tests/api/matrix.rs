@@ -49,8 +49,8 @@ fn expect(caller: Option<Scope>, needed: Option<Scope>) -> Expect {
     }
 }
 
-/// A concrete path for a template, and a query that fails validation after authentication,
-/// so no allowed call reaches AWS or Ops Manager or changes anything.
+/// A concrete path for a template, and a query (or body) that fails validation after
+/// authentication, so no allowed call reaches AWS or Ops Manager or changes anything.
 fn concrete(path: &str) -> String {
     let path = path
         .replace("{key}", "no-such-thing")
@@ -122,7 +122,8 @@ async fn every_operation_answers_each_caller_as_its_scope_allows() {
                     request = request.bearer_auth(token);
                 }
                 if [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
-                    request = request.json(&json!({}));
+                    // A field no body takes: refused after authentication, before any work.
+                    request = request.json(&json!({"not_a_field": true}));
                 }
                 let status = request.send().await.expect("send").status().as_u16();
                 let wanted = expect(*caller, need);
