@@ -346,3 +346,28 @@ async fn probes_answer_while_bogus_tokens_flood_the_service() {
         "the flood never saturated the service; the test proves nothing"
     );
 }
+
+#[tokio::test]
+async fn postgres_statements_are_cancelled_after_the_statement_timeout() {
+    let app = spawn_app_with(Backend::Postgres, |s| s.database.statement_timeout_ms = 200).await;
+    let pincher::db::Db::Postgres(pool) = &app.state.db else {
+        panic!("a PostgreSQL app");
+    };
+    let started = Instant::now();
+    let err = sqlx::query("SELECT pg_sleep(5)")
+        .execute(pool)
+        .await
+        .expect_err("cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let code = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "query_canceled: {err}");
+    // The connection stays usable for the next statement.
+    assert_eq!(app.get("/services").await.status(), 200);
+}

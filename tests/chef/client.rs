@@ -278,3 +278,62 @@ async fn a_pkcs8_key_signs_as_well_as_its_pkcs1_form() {
             .unwrap_or_else(|e| panic!("protocol {version} with a PKCS#8 key: {e}"));
     }
 }
+
+/// Signed headers (`X-Ops-Authorization-*`) are not `Authorization`, so an HTTP client's own
+/// redirect hygiene does not strip them: pincher must not follow a redirect to another server.
+#[tokio::test]
+async fn signed_requests_never_follow_a_redirect_to_another_server() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorded = seen.clone();
+    let evil = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let recorded = recorded.clone();
+        async move {
+            recorded
+                .lock()
+                .expect("lock")
+                .push(format!("{:?}", request.headers()));
+            "{}"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let evil_url = format!("http://{}/nodes", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, evil).await });
+    let redirect = axum::Router::new().fallback(move || {
+        let target = evil_url.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, target)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, redirect).await });
+
+    let key = ClientKey::from_pem(&SecretString::from(UNKNOWN_KEY), "unknown_key.pem")
+        .expect("parse the test key");
+    let client = pincher::plugins::chef::ChefClient::new(
+        url::Url::parse(&server).expect("url"),
+        "pincher".into(),
+        key,
+        SignVersion::V1_3,
+        std::time::Duration::from_secs(5),
+    )
+    .expect("client");
+    let err = list_nodes(&client, None)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("redirect to another server"), "{err}");
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "the other server got the signed headers: {:?}",
+        seen.lock().expect("lock")
+    );
+}

@@ -173,3 +173,76 @@ async fn an_unreachable_ops_manager_is_named_with_the_cause_once() {
         "{err}"
     );
 }
+
+/// A server that challenges unauthenticated requests as Ops Manager does and sends every
+/// authenticated one to `target` with a 307.
+async fn redirector(target: String) -> String {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let target = target.clone();
+        async move {
+            if headers.contains_key(header::AUTHORIZATION) {
+                (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]).into_response()
+            } else {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        "Digest realm=\"MMS Public API\", domain=\"\", nonce=\"n0nce\", \
+                         algorithm=MD5, qop=\"auth\", stale=false",
+                    )],
+                )
+                    .into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn digest_credentials_never_follow_a_redirect_to_another_server() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorded = seen.clone();
+    let evil = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let recorded = recorded.clone();
+        async move {
+            recorded
+                .lock()
+                .expect("lock")
+                .push(format!("{:?}", request.headers()));
+            "{}"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    // Another port of the same host is another origin.
+    let evil_url = format!(
+        "http://{}/api/public/v1.0/groups",
+        listener.local_addr().expect("address")
+    );
+    tokio::spawn(async move { axum::serve(listener, evil).await });
+
+    let settings = OpsManagerSettings {
+        base_url: url::Url::parse(&redirector(evil_url).await).ok(),
+        public_key: Some(PUBLIC_KEY.into()),
+        private_key: Some(SecretString::from(PRIVATE_KEY)),
+        max_retries: 0,
+        ..OpsManagerSettings::default()
+    };
+    let client = OpsManagerClient::from_settings(&settings).expect("client");
+    let err = client.list_groups().await.expect_err("refused").to_string();
+    assert!(err.contains("redirect to another server"), "{err}");
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "the other server was called: {:?}",
+        seen.lock().expect("lock")
+    );
+}

@@ -497,7 +497,7 @@ impl ChefClient {
         let path = url.path().to_owned();
         Err(match status.as_u16() {
             401 => ChefError::Authentication {
-                url: self.base.to_string(),
+                url: redact_url(self.base.as_str()),
                 client: self.client_name.clone(),
                 message,
             },

@@ -37,7 +37,10 @@ pub enum ChefError {
         reason: String,
     },
     /// The server could not be reached or did not answer in time.
-    #[error("cannot reach the Chef server at {url}: {source}")]
+    #[error(
+        "cannot reach the Chef server at {url}: {}",
+        crate::plugins::sdk::describe_chain(source)
+    )]
     Unreachable {
         /// The server URL.
         url: String,
