@@ -1022,6 +1022,41 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_read_from_the_environment_and_checked() -> Result<(), SettingsError> {
+        let settings = load(&[
+            ("PINCHER_LIMITS__TAG_FILTERS", "5"),
+            ("PINCHER_LIMITS__EARLIEST_DATE", "2010-01-01"),
+        ])?;
+        assert_eq!(settings.limits.tag_filters, 5);
+        assert_eq!(settings.limits.earliest_date.year(), 2010);
+        for (key, value, named) in [
+            ("PINCHER_LIMITS__TAG_FILTERS", "0", "limits.tag_filters"),
+            (
+                "PINCHER_LIMITS__LATEST_DATE",
+                "1999-01-01",
+                "limits.latest_date",
+            ),
+            (
+                "PINCHER_AUTH__TOKEN_CACHE_TTL_SECS",
+                "3600",
+                "auth.token_cache_ttl_secs",
+            ),
+            (
+                "PINCHER_SERVER__MAX_CONNECTIONS",
+                "0",
+                "server.max_connections",
+            ),
+        ] {
+            let err = load(&[(key, value)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn secrets_are_redacted_when_shown() -> Result<(), Box<dyn std::error::Error>> {
         let settings = load(&[
             ("PINCHER_OPSMANAGER__BASE_URL", "http://om.example"),

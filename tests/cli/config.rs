@@ -139,3 +139,38 @@ fn a_closed_stdout_is_not_an_error() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!stderr(&output).contains("error"), "{}", stderr(&output));
 }
+
+/// Every setting the annotated `.env` shows is one pincher takes, with a value it accepts.
+#[test]
+fn every_setting_in_the_annotated_env_file_is_accepted() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env")).expect("read .env");
+    let mut vars = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.strip_prefix("# ").and_then(|l| l.split_once('=')) else {
+            continue;
+        };
+        if !key.starts_with("PINCHER_")
+            || !key.contains("__")
+            || value.is_empty()
+            || value.contains(' ')
+        {
+            continue;
+        }
+        vars.entry(key.to_owned())
+            .or_insert_with(|| value.to_owned());
+    }
+    assert!(
+        vars.len() > 40,
+        "only {} settings found in .env",
+        vars.len()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = pincher(dir.path())
+        .envs(&vars)
+        .env("PINCHER_OPSMANAGER__PRIVATE_KEY", "example-private-key")
+        .args(["config", "show", "--output", "json"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+}
