@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::helpers::spawn_app;
 use crate::support::database::Backend;
 
-const PUBLIC: &[&str] = &[
+/// The operations that need no token.
+pub const PUBLIC: &[&str] = &[
     "/",
     "/openapi.json",
     "/status",

@@ -283,24 +283,8 @@ async fn a_pkcs8_key_signs_as_well_as_its_pkcs1_form() {
 /// redirect hygiene does not strip them: pincher must not follow a redirect to another server.
 #[tokio::test]
 async fn signed_requests_never_follow_a_redirect_to_another_server() {
-    use std::sync::{Arc, Mutex};
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let recorded = seen.clone();
-    let evil = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let recorded = recorded.clone();
-        async move {
-            recorded
-                .lock()
-                .expect("lock")
-                .push(format!("{:?}", request.headers()));
-            "{}"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let evil_url = format!("http://{}/nodes", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, evil).await });
+    let evil = crate::support::recording::RecordingServer::start().await;
+    let evil_url = format!("{}/nodes", evil.url);
     let redirect = axum::Router::new().fallback(move || {
         let target = evil_url.clone();
         async move {
@@ -332,8 +316,8 @@ async fn signed_requests_never_follow_a_redirect_to_another_server() {
         .to_string();
     assert!(err.contains("redirect to another server"), "{err}");
     assert!(
-        seen.lock().expect("lock").is_empty(),
+        evil.requests().is_empty(),
         "the other server got the signed headers: {:?}",
-        seen.lock().expect("lock")
+        evil.requests()
     );
 }

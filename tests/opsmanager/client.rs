@@ -207,28 +207,9 @@ async fn redirector(target: String) -> String {
 
 #[tokio::test]
 async fn digest_credentials_never_follow_a_redirect_to_another_server() {
-    use std::sync::{Arc, Mutex};
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let recorded = seen.clone();
-    let evil = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let recorded = recorded.clone();
-        async move {
-            recorded
-                .lock()
-                .expect("lock")
-                .push(format!("{:?}", request.headers()));
-            "{}"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     // Another port of the same host is another origin.
-    let evil_url = format!(
-        "http://{}/api/public/v1.0/groups",
-        listener.local_addr().expect("address")
-    );
-    tokio::spawn(async move { axum::serve(listener, evil).await });
+    let evil = crate::support::recording::RecordingServer::start().await;
+    let evil_url = format!("{}/api/public/v1.0/groups", evil.url);
 
     let settings = OpsManagerSettings {
         base_url: url::Url::parse(&redirector(evil_url).await).ok(),
@@ -241,8 +222,8 @@ async fn digest_credentials_never_follow_a_redirect_to_another_server() {
     let err = client.list_groups().await.expect_err("refused").to_string();
     assert!(err.contains("redirect to another server"), "{err}");
     assert!(
-        seen.lock().expect("lock").is_empty(),
+        evil.requests().is_empty(),
         "the other server was called: {:?}",
-        seen.lock().expect("lock")
+        evil.requests()
     );
 }

@@ -11,5 +11,6 @@ pub mod database;
 pub mod moto;
 pub mod opsmanager;
 pub mod private_postgres;
+pub mod recording;
 pub mod server;
 pub mod sqlite_lock;
