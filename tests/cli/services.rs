@@ -231,6 +231,10 @@ both_backends! {
         assert_ne!(refused.status.code(), Some(0));
         assert!(stderr(&refused).contains("limits.metadata_bytes"), "{}", stderr(&refused));
 
+        let refused = env.run(&["aws", "ce", "report", "--start", "0000-01-02", "--end", "9999-12-31"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("limits.earliest_date"), "{}", stderr(&refused));
+
         let refused = env.run(&["services", "report", "big", "--start", "1999-01-01", "--end", "1999-02-01"]);
         assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
         assert!(stderr(&refused).contains("limits.earliest_date"), "{}", stderr(&refused));
