@@ -174,3 +174,42 @@ fn every_setting_in_the_annotated_env_file_is_accepted() {
         .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+/// An AWS endpoint that accepts connections and never answers cannot hang a report (a cron
+/// run): each attempt and the whole call end at their timeouts.
+#[test]
+fn an_aws_endpoint_that_never_answers_times_out() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("address");
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let output = pincher(dir.path())
+        .env("PINCHER_AWS__ENDPOINT_URL", format!("http://{address}"))
+        .env("PINCHER_AWS__REGION", "us-east-1")
+        .env("PINCHER_AWS__ATTEMPT_TIMEOUT_SECS", "1")
+        .env("PINCHER_AWS__OPERATION_TIMEOUT_SECS", "3")
+        .env("AWS_ACCESS_KEY_ID", "AKIATESTTIMEOUT")
+        .env("AWS_SECRET_ACCESS_KEY", "timeout-test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .args(["aws", "ec2", "report", "--output", "json"])
+        .output()
+        .expect("run");
+    let took = started.elapsed();
+    assert_ne!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    assert!(
+        stderr(&output).to_lowercase().contains("timeout")
+            || stderr(&output).to_lowercase().contains("timed out"),
+        "{}",
+        stderr(&output)
+    );
+}
