@@ -746,15 +746,18 @@ async fn hostile_tag_values_are_neutralised_in_csv_tables_and_html() {
     )
     .await;
 
-    let csv = pincher.ok(&[
-        "aws",
-        "--regions",
-        "us-east-1",
-        "ec2",
-        "report",
-        "--output",
-        "csv",
-    ]);
+    let report = |format: &str| {
+        pincher.ok(&[
+            "aws",
+            "--regions",
+            "us-east-1",
+            "ec2",
+            "report",
+            "--output",
+            format,
+        ])
+    };
+    let csv = report("csv");
     assert!(csv.contains("'=HYPERLINK"), "{csv}");
     let cells: Vec<String> = csv::Reader::from_reader(csv.as_bytes())
         .records()
@@ -766,15 +769,7 @@ async fn hostile_tag_values_are_neutralised_in_csv_tables_and_html() {
         "{cells:?}"
     );
 
-    let table = pincher.ok(&[
-        "aws",
-        "--regions",
-        "us-east-1",
-        "ec2",
-        "report",
-        "--output",
-        "table",
-    ]);
+    let table = report("table");
     // A C1 CSI (an escape sequence on many terminals) and a carriage return: XML carries
     // them, and they would rewrite the screen or forge a row.
     assert!(

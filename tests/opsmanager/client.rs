@@ -142,15 +142,20 @@ async fn throttling_is_retried_and_a_slow_server_times_out() {
     );
 }
 
-#[tokio::test]
-async fn an_unreachable_ops_manager_is_named_with_the_cause_once() {
-    let settings = OpsManagerSettings {
-        base_url: url::Url::parse("http://127.0.0.1:1").ok(),
+/// Settings for the test keys at `base_url`, with no retries.
+fn without_retries(base_url: &str) -> OpsManagerSettings {
+    OpsManagerSettings {
+        base_url: url::Url::parse(base_url).ok(),
         public_key: Some(PUBLIC_KEY.into()),
         private_key: Some(SecretString::from(PRIVATE_KEY)),
         max_retries: 0,
         ..OpsManagerSettings::default()
-    };
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_ops_manager_is_named_with_the_cause_once() {
+    let settings = without_retries("http://127.0.0.1:1");
     let client = OpsManagerClient::from_settings(&settings).expect("client");
     let err = client.list_groups().await.expect_err("refused").to_string();
     assert!(
@@ -211,13 +216,7 @@ async fn digest_credentials_never_follow_a_redirect_to_another_server() {
     let evil = crate::support::recording::RecordingServer::start().await;
     let evil_url = format!("{}/api/public/v1.0/groups", evil.url);
 
-    let settings = OpsManagerSettings {
-        base_url: url::Url::parse(&redirector(evil_url).await).ok(),
-        public_key: Some(PUBLIC_KEY.into()),
-        private_key: Some(SecretString::from(PRIVATE_KEY)),
-        max_retries: 0,
-        ..OpsManagerSettings::default()
-    };
+    let settings = without_retries(&redirector(evil_url).await);
     let client = OpsManagerClient::from_settings(&settings).expect("client");
     let err = client.list_groups().await.expect_err("refused").to_string();
     assert!(err.contains("redirect to another server"), "{err}");
