@@ -6,6 +6,7 @@ pub mod ce;
 pub mod ec2;
 pub mod lambdas;
 pub mod organizations;
+pub mod permissions;
 pub mod rds;
 
 use std::collections::{BTreeMap, BTreeSet};
