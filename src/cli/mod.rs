@@ -28,10 +28,22 @@ use crate::config::{Environment, LogFormat, Settings, logging};
 #[command(name = "pincher", version, about, propagate_version = true)]
 pub struct Cli {
     /// TOML settings file (lowest precedence after the built-in defaults).
-    #[arg(long, global = true, env = "PINCHER_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "PINCHER_CONFIG",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
     /// Log format on stderr; `auto` is human on a terminal and JSON otherwise.
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        help_heading = "Global options"
+    )]
     pub log_format: Option<LogFormat>,
     /// What to do.
     #[command(subcommand)]
@@ -67,6 +79,18 @@ pub enum Command {
     Rules(Box<rules::Opts>),
     /// Run the rules scheduler (any number of replicas on one PostgreSQL database).
     Daemon(daemon::Opts),
+    /// Print a shell completion script: `pincher completions bash > /etc/bash_completion.d/pincher`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into a folder.
+    Man {
+        /// Write `pincher.1`, `pincher-serve.1`, … into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// How a command ended, when it did not fail outright.
@@ -107,6 +131,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints the manual page, or writes one per command into `out`.
+fn man(out: Option<&std::path::Path>) -> anyhow::Result<Outcome> {
+    use anyhow::Context;
+    let command = <Cli as clap::CommandFactory>::command();
+    match out {
+        None => {
+            with_stdout(|stdout| clap_mangen::Man::new(command).render(stdout))?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write the manual pages into {}", dir.display()))?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
 /// An error and its causes on one line, each said once: errors that quote their source in
 /// their own message (as sqlx's and the AWS SDK's do) would otherwise repeat it down the
 /// chain.
@@ -126,6 +168,16 @@ pub fn error_text(err: &anyhow::Error) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    // These need no settings, so they work whatever the settings say.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "pincher", &mut std::io::stdout());
+            return Ok(Outcome::Success);
+        }
+        Command::Man { out } => return man(out.as_deref()),
+        _ => {}
+    }
     let env = Environment::load()?;
     let settings = Settings::load(cli.config.as_deref(), &env)?;
     crate::config::limits::install(settings.limits.clone());
@@ -154,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Command::Runs(opts) => runs::run(opts, settings).await,
             Command::Rules(opts) => rules::run(*opts, settings).await,
             Command::Daemon(opts) => daemon::run(opts, settings).await,
+            Command::Completions { .. } | Command::Man { .. } => Ok(Outcome::Success),
         }
     })
 }

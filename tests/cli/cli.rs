@@ -56,3 +56,67 @@ impl CliEnv {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+#[test]
+fn completions_and_manual_pages_need_no_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef pincher"),
+        ("fish", "complete -c pincher"),
+    ] {
+        let output = pincher(dir.path())
+            // Broken settings do not matter to these commands.
+            .env("PINCHER_SERVER__PORT", "eighty")
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains(marker) && script.contains("opsmanager"),
+            "{shell}: {script}"
+        );
+    }
+    let output = pincher(dir.path()).args(["man"]).output().expect("run");
+    assert!(output.status.success());
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH pincher"),
+        "{page}"
+    );
+    assert!(page.contains("opsmanager"), "{page}");
+    let pages = dir.path().join("man");
+    let output = pincher(dir.path())
+        .args(["man", "--out", pages.to_str().expect("path")])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    for name in ["pincher.1", "pincher-serve.1", "pincher-aws.1"] {
+        assert!(
+            pages.join(name).is_file(),
+            "{name} in {:?}",
+            std::fs::read_dir(&pages).map(|d| d.count())
+        );
+    }
+}
+
+#[test]
+fn a_commands_own_flags_come_before_the_global_ones_in_its_help() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = pincher(dir.path())
+        .args(["aws", "ec2", "report", "--help"])
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    let own = help.find("--state").expect("the command's --state flag");
+    let global = help
+        .find("Global options:")
+        .expect("a Global options heading");
+    assert!(own < global, "{help}");
+    assert!(help[global..].contains("--config"), "{help}");
+}
