@@ -10,6 +10,9 @@ use url::Url;
 use super::logging::LogFormat;
 use super::secret::{DatabaseUrl, redact_secret, redact_url_setting};
 
+/// Settings outside any section, as their environment variables name them after the prefix.
+const TOP_LEVEL_SETTINGS: &[&str] = &["TEMPLATES_DIR"];
+
 /// Prefix of every environment variable that sets a setting.
 pub const ENV_PREFIX: &str = "PINCHER";
 
@@ -608,9 +611,15 @@ impl Environment {
 
     fn settings_vars(&self) -> config::Map<String, String> {
         let prefix = format!("{ENV_PREFIX}_");
+        // Top-level settings have no section, so no `__`; the other PINCHER_ variables
+        // (PINCHER_LOG, PINCHER_CONFIG) are not settings.
+        let top_level = |key: &str| {
+            key.strip_prefix(&prefix)
+                .is_some_and(|name| TOP_LEVEL_SETTINGS.contains(&name))
+        };
         self.vars
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix) && k.contains("__"))
+            .filter(|(k, _)| k.starts_with(&prefix) && (k.contains("__") || top_level(k)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -1018,6 +1027,20 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("backups.s3_prefix"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn top_level_settings_are_read_from_the_environment() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_str().unwrap_or_default().to_owned();
+        let settings = load(&[
+            ("PINCHER_TEMPLATES_DIR", path.as_str()),
+            ("PINCHER_LOG", "debug"),
+            ("PINCHER_CONFIG", "/nowhere.toml"),
+        ])?;
+        assert_eq!(settings.templates_dir.as_deref(), Some(dir.path()));
         Ok(())
     }
 

@@ -35,6 +35,19 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
     if state.settings.metrics.listen.is_none() {
         links["metrics"] = json!("/metrics");
     }
+    // Every other listing the API has (reports, backups): each GET route without a path
+    // parameter, named by its path (`reports.aws.ec2` for /reports/aws/ec2).
+    for path in super::openapi::DOCUMENT.paths.paths.keys() {
+        let listed = links
+            .as_object()
+            .is_some_and(|l| l.values().any(|v| v == path.as_str()));
+        let plain_get = !path.contains('{')
+            && path != "/"
+            && super::openapi::DOCUMENT.paths.paths[path].get.is_some();
+        if plain_get && !listed {
+            links[path.trim_start_matches('/').replace('/', ".")] = json!(path);
+        }
+    }
     Json(json!({
         "name": "pincher",
         "version": env!("CARGO_PKG_VERSION"),

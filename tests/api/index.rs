@@ -13,6 +13,16 @@ both_backends! {
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["name"], "pincher");
         assert_eq!(body["links"]["services"], "/services");
+        assert_eq!(body["links"]["reports.aws.ec2"], "/reports/aws/ec2");
+        assert_eq!(body["links"]["backups.opsmanager"], "/backups/opsmanager");
+        // Every GET without a path parameter in the OpenAPI document is linked.
+        let doc: serde_json::Value = app.get("/openapi.json").await.json().await.expect("json");
+        let linked: Vec<&str> = body["links"].as_object().expect("links").values().filter_map(|v| v.as_str()).collect();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            if item.get("get").is_some() && !path.contains('{') && path != "/" {
+                assert!(linked.contains(&path.as_str()), "{path} is not linked from /: {body}");
+            }
+        }
     }
 
     async fn unknown_routes_are_problem_404s(backend) {
