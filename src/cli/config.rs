@@ -1,4 +1,5 @@
-//! `pincher config show`: the effective settings, every secret redacted.
+//! `pincher config show`: the effective settings, every secret redacted; `pincher config
+//! reference`: every setting with its default and meaning.
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -20,6 +21,8 @@ enum ConfigCommand {
         #[arg(long, value_enum, default_value = "toml")]
         output: ConfigFormat,
     },
+    /// Print the reference of every setting (Markdown; docs/configuration.md is this output).
+    Reference,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -36,6 +39,10 @@ pub fn run(opts: Opts, settings: &Settings) -> anyhow::Result<Outcome> {
                 ConfigFormat::Toml => toml::to_string_pretty(settings)?,
                 ConfigFormat::Json => serde_json::to_string_pretty(settings)? + "\n",
             };
+            with_stdout(|out| out.write_all(text.as_bytes()))?;
+        }
+        ConfigCommand::Reference => {
+            let text = crate::config::reference::markdown();
             with_stdout(|out| out.write_all(text.as_bytes()))?;
         }
     }

@@ -15,7 +15,7 @@ use time::macros::date;
 time::serde::format_description!(day, Date, "[year]-[month]-[day]");
 
 /// `[limits]`: the largest inputs accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Tag filters in one request (`?tag=` on `GET /services`, `tags` of a report).
@@ -32,9 +32,11 @@ pub struct Limits {
     pub metadata_depth: usize,
     /// Earliest date a report or filter may name.
     #[serde(with = "day")]
+    #[schema(value_type = String)]
     pub earliest_date: Date,
     /// Latest date a report or filter may name.
     #[serde(with = "day")]
+    #[schema(value_type = String)]
     pub latest_date: Date,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod limits;
 pub mod logging;
+pub mod reference;
 mod secret;
 mod settings;
 

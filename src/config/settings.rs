@@ -39,7 +39,7 @@ pub enum SettingsError {
 }
 
 /// Every pincher setting. Each section has defaults, so an empty configuration is valid.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The HTTP service.
@@ -70,11 +70,12 @@ pub struct Settings {
     pub limits: super::Limits,
     /// Folder of report templates overriding the embedded ones by file name
     /// (`report.html.j2`, `report.md.j2`).
+    #[schema(value_type = Option<String>)]
     pub templates_dir: Option<PathBuf>,
 }
 
 /// `[server]`: the HTTP listener and its limits.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to bind. Loopback by default; containers set `0.0.0.0`.
@@ -121,10 +122,11 @@ impl Default for ServerSettings {
 }
 
 /// `[database]`: SQLite by default, PostgreSQL for several replicas.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://FILE` (created on first use) or `postgres://USER:PASS@HOST:PORT/DB`.
+    #[schema(value_type = String)]
     pub url: DatabaseUrl,
     /// Largest number of pooled connections. SQLite opens up to as many again, on demand,
     /// for single-statement reads (which refuse writes).
@@ -154,7 +156,7 @@ impl Default for DatabaseSettings {
 }
 
 /// `[log]`: level and format of the log lines written to stderr.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// A tracing filter such as `info` or `pincher=debug,sqlx=warn`; `PINCHER_LOG` and
@@ -174,7 +176,7 @@ impl Default for LogSettings {
 }
 
 /// How API requests are authenticated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Every endpoint but the probes, `GET /`, `/openapi.json` and `/metrics` needs a bearer
@@ -187,7 +189,7 @@ pub enum AuthMode {
 }
 
 /// `[auth]`: API authentication.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The authentication mode.
@@ -220,7 +222,7 @@ impl Default for AuthSettings {
 }
 
 /// `[aws]`: how the AWS plugins reach AWS. Credentials come from the standard chain.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AwsSettings {
     /// Named profile from the shared config files.
@@ -229,6 +231,7 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// Endpoint override for every AWS API (moto, LocalStack, VPC endpoints).
     #[serde(serialize_with = "redact_url_setting")]
+    #[schema(value_type = Option<String>)]
     pub endpoint_url: Option<Url>,
     /// Role assumed in each member account for `--all-accounts`.
     pub assume_role_name: String,
@@ -258,16 +261,18 @@ impl Default for AwsSettings {
 }
 
 /// `[opsmanager]`: MongoDB Ops Manager public API access.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpsManagerSettings {
     /// Base URL, e.g. `https://opsmanager.example.com` (the API path is added).
     #[serde(serialize_with = "redact_url_setting")]
+    #[schema(value_type = Option<String>)]
     pub base_url: Option<Url>,
     /// Public API key (the digest user name).
     pub public_key: Option<String>,
     /// Private API key (the digest password).
     #[serde(serialize_with = "redact_secret")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub private_key: Option<SecretString>,
     /// Groups (projects) backed up when none are named on the command line; a list in TOML,
     /// comma-separated in the environment.
@@ -303,15 +308,17 @@ impl Default for OpsManagerSettings {
 }
 
 /// `[chef]`: Chef server API access.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChefSettings {
     /// Server URL, with or without `/organizations/NAME`.
     #[serde(serialize_with = "redact_url_setting")]
+    #[schema(value_type = Option<String>)]
     pub server_url: Option<Url>,
     /// Client (or user) name that signs requests.
     pub client_name: Option<String>,
     /// Path of the client's private key (PEM).
+    #[schema(value_type = Option<String>)]
     pub client_key: Option<PathBuf>,
     /// Signing protocol version: `1.3`, `1.1` or `1.0`.
     #[serde(deserialize_with = "version_text")]
@@ -352,10 +359,11 @@ impl Default for ChefSettings {
 
 /// `[backups]`: where configuration backups are kept: the local folder `dir`, or, when
 /// `s3_bucket` is set, that S3 bucket under `s3_prefix` (same names in both).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupSettings {
     /// Local backup folder, used when `s3_bucket` is not set (and by `--dir`).
+    #[schema(value_type = String)]
     pub dir: PathBuf,
     /// S3 bucket to keep backups in instead of `dir`, reached with the `[aws]` settings
     /// (credentials chain, `aws.region`, `aws.endpoint_url`); empty means unset.
@@ -449,11 +457,12 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
 }
 
 /// `[metrics]`: who may scrape `/metrics`, and where.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
     /// When set, scrapes must send `Authorization: Bearer <token>`.
     #[serde(serialize_with = "redact_secret")]
+    #[schema(value_type = Option<String>, default = json!(null))]
     pub token: Option<SecretString>,
     /// When set (e.g. `0.0.0.0:9100`), `/metrics` is served on this address only, not on the
     /// main listener.
@@ -461,7 +470,7 @@ pub struct MetricsSettings {
 }
 
 /// `[status]`: how `/status` checks dependencies.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusSettings {
     /// Longest one dependency check may take before it counts as failed.
@@ -480,7 +489,7 @@ impl Default for StatusSettings {
 }
 
 /// `[scheduler]`: the rules scheduler (`pincher daemon`, or inside `serve`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SchedulerSettings {
     /// Run the scheduler inside `pincher serve` (as `serve --scheduler` does).
@@ -506,7 +515,7 @@ impl Default for SchedulerSettings {
 }
 
 /// `[actions]`: how actions run, whoever starts them.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActionSettings {
     /// How long `POST /actions/{name}/runs` waits for the run to finish before it answers
