@@ -186,7 +186,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         .or_else(|| env.get("RUST_LOG"))
         .unwrap_or(&settings.log.level)
         .to_owned();
-    logging::init(cli.log_format.unwrap_or(settings.log.format), &filter);
+    let target = logging::LogTarget {
+        file: settings.log.file.clone(),
+        rotation: settings.log.rotation,
+        keep_files: settings.log.keep_files,
+    };
+    let _log = logging::init(
+        cli.log_format.unwrap_or(settings.log.format),
+        &filter,
+        &target,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the log file (log.file): {e}"))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

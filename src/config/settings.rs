@@ -163,7 +163,17 @@ pub struct LogSettings {
     /// `RUST_LOG` take precedence.
     pub level: String,
     /// `auto` (human on a terminal, JSON otherwise), `json` or `pretty`.
+    #[schema(inline)]
     pub format: LogFormat,
+    /// Write the log to this file instead of stderr, for hosts without a log collector
+    /// (the folder is created; rotated files get a date suffix).
+    #[schema(value_type = Option<String>)]
+    pub file: Option<PathBuf>,
+    /// How often the log file rotates: `daily`, `hourly` or `never`.
+    #[schema(inline)]
+    pub rotation: super::logging::LogRotation,
+    /// Rotated log files kept; older ones are deleted.
+    pub keep_files: usize,
 }
 
 impl Default for LogSettings {
@@ -171,6 +181,9 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Auto,
+            file: None,
+            rotation: super::logging::LogRotation::Daily,
+            keep_files: 14,
         }
     }
 }
@@ -193,6 +206,7 @@ pub enum AuthMode {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The authentication mode.
+    #[schema(inline)]
     pub mode: AuthMode,
     /// How long a verified token is trusted before it is checked against the database
     /// again; a token revoked on another replica stops working within this time. At most
@@ -759,6 +773,9 @@ impl Settings {
                 "log.level",
                 format!("expected a filter such as `info` or `pincher=debug`: {e}"),
             ));
+        }
+        if self.log.keep_files == 0 {
+            return Err(invalid("log.keep_files", "expected at least 1"));
         }
         if let Some(listen) = &self.metrics.listen
             && listen.parse::<std::net::SocketAddr>().is_err()

@@ -41,8 +41,10 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
         let listed = links
             .as_object()
             .is_some_and(|l| l.values().any(|v| v == path.as_str()));
+        // `/metrics` is linked above only when it is served here.
         let plain_get = !path.contains('{')
             && path != "/"
+            && path != "/metrics"
             && super::openapi::DOCUMENT.paths.paths[path].get.is_some();
         if plain_get && !listed {
             links[path.trim_start_matches('/').replace('/', ".")] = json!(path);

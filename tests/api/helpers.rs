@@ -28,7 +28,13 @@ fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            pincher::config::logging::init(pincher::config::LogFormat::Pretty, "debug");
+            let target = pincher::config::logging::LogTarget::default();
+            if let Ok(guard) =
+                pincher::config::logging::init(pincher::config::LogFormat::Pretty, "debug", &target)
+            {
+                // Kept for the rest of the test process: its writer thread must live on.
+                std::mem::forget(guard);
+            }
         }
     });
 }

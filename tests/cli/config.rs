@@ -213,3 +213,69 @@ fn an_aws_endpoint_that_never_answers_times_out() {
         stderr(&output)
     );
 }
+
+/// With `log.file`, the log goes to a dated file in that folder (created), as JSON lines, and
+/// nothing to stderr; every line queued is written by the time the process exits.
+#[test]
+fn the_log_can_go_to_a_rotated_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    let child = pincher(dir.path())
+        .env("PINCHER_LOG__FILE", logs.join("pincher.log"))
+        .env("PINCHER_LOG__KEEP_FILES", "3")
+        .env("PINCHER_LOG", "info")
+        .args(["serve", "--port", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pincher serve");
+    let started = std::time::Instant::now();
+    let file = loop {
+        let found = std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|text| text.contains("listening")));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no log file with the start line in {logs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let today = time::OffsetDateTime::now_utc().date();
+    assert!(
+        name.starts_with("pincher.log.") && name.contains(&today.year().to_string()),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(&file).expect("read the log");
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+    }
+    assert!(
+        text.contains("\"stopped\""),
+        "the last line is flushed at exit: {text}"
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
