@@ -153,18 +153,7 @@ fn man(out: Option<&std::path::Path>) -> anyhow::Result<Outcome> {
 /// their own message (as sqlx's and the AWS SDK's do) would otherwise repeat it down the
 /// chain.
 pub fn error_text(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in err.chain() {
-        let message = cause.to_string();
-        if message.is_empty() || text.contains(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-    }
-    text
+    crate::plugins::sdk::describe_chain(err.as_ref())
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {

@@ -14,8 +14,9 @@
 //! end), the grammar of a cron schedule, and what depends on the server's state or clock (a
 //! stale `If-Match`, a cursor from another listing, a token expiry in the past).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::actions::params::refine::{self, property};
 use crate::actions::params::{NO_NUL, SERVICE_KEY};
 use crate::actions::{self, ErasedAction};
 use crate::config::limits;
@@ -41,6 +42,9 @@ const QUERY_OPERATIONS: &[(&str, &str, &str, &[&str])] = &[
     ("/reports/chef/reconcile", "get", "chef.reconcile", &[]),
     ("/backups/opsmanager", "post", "opsmanager.backup", &[]),
 ];
+
+/// Text with a character that is not white space, and no NUL.
+const NOT_BLANK: &str = "^[^\\u0000]*\\S[^\\u0000]*$";
 
 /// Every value `format=` takes.
 const FORMATS: &[&str] = &["json", "csv", "markdown", "md", "html", "table", "text"];
@@ -369,7 +373,7 @@ fn schemas(doc: &mut Value) {
         }
     }
     if let Some(schema) = schemas.get_mut("TokenRequest") {
-        text(schema, "name", "^[^\\u0000]*\\S[^\\u0000]*$");
+        refine::set(schema, "name", "pattern", json!(NOT_BLANK));
     }
     if let Some(schema) = schemas.get_mut("RuleWrite") {
         rule_document(schema);
@@ -379,16 +383,6 @@ fn schemas(doc: &mut Value) {
         schemas.insert("RulePatch".into(), patch);
     }
     schemas.insert("MetadataValue".into(), metadata_value());
-}
-
-fn property<'a>(schema: &'a mut Value, name: &str) -> Option<&'a mut Map<String, Value>> {
-    schema.get_mut("properties")?.get_mut(name)?.as_object_mut()
-}
-
-fn text(schema: &mut Value, name: &str, pattern: &str) {
-    if let Some(property) = property(schema, name) {
-        property.insert("pattern".into(), json!(pattern));
-    }
 }
 
 /// A JSON value with no NUL in any string or key (what `metadata` may hold).
@@ -417,9 +411,9 @@ fn service_document(schema: &mut Value, patch: bool) {
         }
     };
     for field in ["display_name", "description"] {
-        text(schema, field, NO_NUL);
+        refine::set(schema, field, "pattern", json!(NO_NUL));
     }
-    text(schema, "owner", "^[^\\u0000]*\\S[^\\u0000]*$");
+    refine::set(schema, "owner", "pattern", json!(NOT_BLANK));
     if patch {
         // Neither can be removed: `null` is refused.
         for field in ["name", "owner"] {
@@ -522,8 +516,8 @@ fn step_schema() -> Value {
 }
 
 fn rule_document(schema: &mut Value) {
-    text(schema, "description", NO_NUL);
-    text(schema, "service", SERVICE_KEY);
+    refine::set(schema, "description", "pattern", json!(NO_NUL));
+    refine::set(schema, "service", "pattern", json!(SERVICE_KEY));
     if let Some(timezone) = property(schema, "timezone") {
         let mut zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
         zones.sort_unstable();
