@@ -689,17 +689,60 @@ impl Settings {
                 ),
             ));
         }
-        if self.server.request_timeout_secs == 0 {
-            return Err(invalid(
+        // Counts and durations where 0 would mean nothing served or no bound at all.
+        for (key, zero) in [
+            (
                 "server.request_timeout_secs",
-                "expected at least 1",
-            ));
-        }
-        if self.server.max_concurrent_requests == 0 {
-            return Err(invalid(
+                self.server.request_timeout_secs == 0,
+            ),
+            (
                 "server.max_concurrent_requests",
-                "expected at least 1",
-            ));
+                self.server.max_concurrent_requests == 0,
+            ),
+            (
+                "auth.max_concurrent_lookups",
+                self.auth.max_concurrent_lookups == 0,
+            ),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs == 0,
+            ),
+            (
+                "server.idle_timeout_secs",
+                self.server.idle_timeout_secs == 0,
+            ),
+            ("server.max_connections", self.server.max_connections == 0),
+            ("server.body_limit_bytes", self.server.body_limit_bytes == 0),
+            (
+                "database.max_connections",
+                self.database.max_connections == 0,
+            ),
+            (
+                "database.acquire_timeout_secs",
+                self.database.acquire_timeout_secs == 0,
+            ),
+            ("log.keep_files", self.log.keep_files == 0),
+            ("status.check_timeout_ms", self.status.check_timeout_ms == 0),
+            ("aws.concurrency", self.aws.concurrency == 0),
+            ("opsmanager.concurrency", self.opsmanager.concurrency == 0),
+            ("opsmanager.timeout_secs", self.opsmanager.timeout_secs == 0),
+            ("chef.timeout_secs", self.chef.timeout_secs == 0),
+            (
+                "aws.connect_timeout_secs",
+                self.aws.connect_timeout_secs == 0,
+            ),
+            (
+                "aws.attempt_timeout_secs",
+                self.aws.attempt_timeout_secs == 0,
+            ),
+            (
+                "aws.operation_timeout_secs",
+                self.aws.operation_timeout_secs == 0,
+            ),
+        ] {
+            if zero {
+                return Err(invalid(key, "expected at least 1"));
+            }
         }
         if self.auth.token_cache_ttl_secs > MAX_TOKEN_CACHE_TTL_SECS {
             return Err(invalid(
@@ -716,32 +759,11 @@ impl Settings {
                 format!("expected at most {MAX_TOKEN_CACHE_TTL_SECS} seconds"),
             ));
         }
-        if self.auth.max_concurrent_lookups == 0 {
-            return Err(invalid(
-                "auth.max_concurrent_lookups",
-                "expected at least 1",
-            ));
-        }
-        if self.server.header_read_timeout_secs == 0 {
-            return Err(invalid(
-                "server.header_read_timeout_secs",
-                "expected at least 1",
-            ));
-        }
-        if self.server.idle_timeout_secs == 0 {
-            return Err(invalid("server.idle_timeout_secs", "expected at least 1"));
-        }
-        if self.server.max_connections == 0 {
-            return Err(invalid("server.max_connections", "expected at least 1"));
-        }
         if self.server.header_limit_bytes < 1024 {
             return Err(invalid(
                 "server.header_limit_bytes",
                 "expected at least 1024",
             ));
-        }
-        if self.server.body_limit_bytes == 0 {
-            return Err(invalid("server.body_limit_bytes", "expected at least 1"));
         }
         let url = self.database.url.expose();
         if !(url.starts_with("sqlite:") || self.database.url.is_postgres()) {
@@ -753,19 +775,10 @@ impl Settings {
                 ),
             ));
         }
-        if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "expected at least 1"));
-        }
         if self.database.statement_timeout_ms == 0 {
             return Err(invalid(
                 "database.statement_timeout_ms",
                 "expected at least 1 (0 would mean no timeout)",
-            ));
-        }
-        if self.database.acquire_timeout_secs == 0 {
-            return Err(invalid(
-                "database.acquire_timeout_secs",
-                "expected at least 1",
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
@@ -773,9 +786,6 @@ impl Settings {
                 "log.level",
                 format!("expected a filter such as `info` or `pincher=debug`: {e}"),
             ));
-        }
-        if self.log.keep_files == 0 {
-            return Err(invalid("log.keep_files", "expected at least 1"));
         }
         if let Some(listen) = &self.metrics.listen
             && listen.parse::<std::net::SocketAddr>().is_err()
@@ -811,9 +821,6 @@ impl Settings {
         if self.scheduler.lease_secs < 2 {
             return Err(invalid("scheduler.lease_secs", "expected at least 2"));
         }
-        if self.status.check_timeout_ms == 0 {
-            return Err(invalid("status.check_timeout_ms", "expected at least 1"));
-        }
         if let Some(dir) = &self.templates_dir
             && !dir.is_dir()
         {
@@ -821,27 +828,6 @@ impl Settings {
                 "templates_dir",
                 format!("{} is not a folder", dir.display()),
             ));
-        }
-        for (key, value) in [
-            ("aws.connect_timeout_secs", self.aws.connect_timeout_secs),
-            ("aws.attempt_timeout_secs", self.aws.attempt_timeout_secs),
-            (
-                "aws.operation_timeout_secs",
-                self.aws.operation_timeout_secs,
-            ),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "expected at least 1"));
-            }
-        }
-        if self.aws.concurrency == 0 {
-            return Err(invalid("aws.concurrency", "expected at least 1"));
-        }
-        if self.opsmanager.concurrency == 0 {
-            return Err(invalid("opsmanager.concurrency", "expected at least 1"));
-        }
-        if self.opsmanager.timeout_secs == 0 {
-            return Err(invalid("opsmanager.timeout_secs", "expected at least 1"));
         }
         if self.opsmanager.base_url.is_some()
             && (self.opsmanager.public_key.is_none() || self.opsmanager.private_key.is_none())
@@ -897,9 +883,6 @@ impl Settings {
                     self.backups.s3_prefix
                 ),
             ));
-        }
-        if self.chef.timeout_secs == 0 {
-            return Err(invalid("chef.timeout_secs", "expected at least 1"));
         }
         if !["1.0", "1.1", "1.3"].contains(&self.chef.sign_version.as_str()) {
             return Err(invalid(
