@@ -107,12 +107,16 @@ macro_rules! problem_set {
             > {
                 [$(($status, $description)),+]
                     .into_iter()
-                    .map(|(status, description)| (status.to_owned(), problem_response(description)))
+                    .map(|(status, description)| {
+                        (status.to_owned(), $crate::middleware::error::problem_response(description))
+                    })
                     .collect()
             }
         }
     };
 }
+
+pub(crate) use problem_set;
 
 problem_set! {
     /// 401 and 403: every operation that needs a token.

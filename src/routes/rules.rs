@@ -1,7 +1,6 @@
 //! `/rules`: rules with the conventions of `/services` (ETag and If-Match, JSON Merge Patch,
 //! paging, lookup by id or name), running one now, and its runs.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
-use utoipa::openapi::{self, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -22,7 +20,6 @@ use crate::actions::Registered;
 use crate::db::rules as repo;
 use crate::domain::rule::{Rule, RuleRun, RuleSpec};
 use crate::domain::service::{ServiceKey, ServiceName};
-use crate::middleware::error::problem_response;
 use crate::middleware::{ApiError, AppState, auth};
 use crate::scheduler;
 
@@ -35,29 +32,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show_run))
 }
 
-/// The problems every rule route may answer.
-struct RuleProblems;
-
-impl utoipa::IntoResponses for RuleProblems {
-    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
-        [
-            ("400", "Malformed JSON or query parameter"),
-            ("401", "Missing or invalid token"),
-            ("403", "The token lacks the scope"),
-            ("404", "No such rule"),
-            ("409", "Duplicate name or a concurrent write won"),
-            ("412", "If-Match does not match"),
-            ("413", "Body over the limit"),
-            ("415", "Content-Type is not JSON"),
-            (
-                "422",
-                "Invalid or unknown fields, each named (steps[1].params.tags)",
-            ),
-            ("503", "Database unavailable"),
-        ]
-        .into_iter()
-        .map(|(status, description)| (status.to_owned(), problem_response(description)))
-        .collect()
+crate::middleware::error::problem_set! {
+    /// The problems every rule route may answer.
+    RuleProblems {
+        "400" => "Malformed JSON or query parameter",
+        "401" => "Missing or invalid token",
+        "403" => "The token lacks the scope",
+        "404" => "No such rule",
+        "409" => "Duplicate name or a concurrent write won",
+        "412" => "If-Match does not match",
+        "413" => "Body over the limit",
+        "415" => "Content-Type is not JSON",
+        "422" => "Invalid or unknown fields, each named (steps[1].params.tags)",
+        "503" => "Database unavailable",
     }
 }
 
