@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{Action, ActionError, Approval, Assessment, Preapproved, RunEnv, Valid};
 use crate::app::{Context, Unfinished, spawn_listed};
+use crate::config::telemetry;
 use crate::db::runs as repo;
 use crate::domain::ValidationErrors;
 use crate::domain::run::{Run, RunOutcome, Trigger};
@@ -119,7 +120,7 @@ pub async fn execute<A: Action>(
         record = false;
     }
     let (result, unserializable) =
-        perform::<A>(ctx, params, &mut run, record, progress, approval).await;
+        perform::<A>(ctx, params, &mut run, record, progress, approval, None).await;
     if record && let Err(e) = finished_record(ctx, &run).await {
         record_error = Some(e);
     }
@@ -143,6 +144,7 @@ pub async fn spawn<A: Action>(
     let id = run.id;
     let (done_tx, done) = oneshot::channel();
     let task_ctx = ctx.clone();
+    let parent = telemetry::current_parent();
     let work = async move {
         let (_, failure) = perform::<A>(
             &task_ctx,
@@ -151,6 +153,7 @@ pub async fn spawn<A: Action>(
             true,
             &NoProgress,
             &Preapproved,
+            Some(parent),
         )
         .await;
         if let Err(e) = finished_record(&task_ctx, &run).await {
@@ -174,6 +177,7 @@ async fn perform<A: Action>(
     recorded: bool,
     progress: &dyn Progress,
     approval: &dyn Approval,
+    detached: Option<telemetry::Parent>,
 ) -> (Result<A::Outcome, ActionError>, Option<String>) {
     let started = Instant::now();
     let env = RunEnv {
@@ -182,7 +186,28 @@ async fn perform<A: Action>(
         progress,
         approval,
     };
-    let span = tracing::info_span!("action", action = A::NAME, run = %run.id, actor = %run.actor);
+    let span = match detached {
+        None => tracing::info_span!(
+            "action",
+            action = A::NAME,
+            run = %run.id,
+            actor = %run.actor,
+            otel.name = tracing::field::Empty,
+        ),
+        Some(parent) => {
+            let span = tracing::info_span!(
+                parent: None,
+                "action",
+                action = A::NAME,
+                run = %run.id,
+                actor = %run.actor,
+                otel.name = tracing::field::Empty,
+            );
+            telemetry::adopt(&span, parent);
+            span
+        }
+    };
+    telemetry::name(&span, A::NAME);
     // A panic in an action ends its run as failed rather than leaving it recorded as running.
     let running = std::panic::AssertUnwindSafe(A::run(ctx, params.get(), &env));
     let result = tracing::Instrument::instrument(running.catch_unwind(), span)

@@ -184,8 +184,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         cli.log_format.unwrap_or(settings.log.format),
         &filter,
         &target,
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the log file (log.file): {e}"))?;
+        &settings.telemetry,
+    )?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,6 +6,7 @@ pub mod logging;
 pub mod reference;
 mod secret;
 mod settings;
+pub mod telemetry;
 
 pub use limits::Limits;
 pub use logging::LogFormat;

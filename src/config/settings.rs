@@ -48,6 +48,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Traces exported to an OpenTelemetry collector.
+    pub telemetry: TelemetrySettings,
     /// API authentication.
     pub auth: AuthSettings,
     /// AWS access for reports.
@@ -184,6 +186,41 @@ impl Default for LogSettings {
             file: None,
             rotation: super::logging::LogRotation::Daily,
             keep_files: 14,
+        }
+    }
+}
+
+/// `[telemetry]`: spans exported over OTLP/HTTP (protobuf) to an OpenTelemetry collector.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP URL, such as `http://otel-collector:4318`; `/v1/traces` is
+    /// added when the URL has no path. No spans are exported when unset. Credentials go in
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, not in the URL.
+    #[serde(serialize_with = "redact_url_setting")]
+    #[schema(value_type = Option<String>)]
+    pub otlp_endpoint: Option<Url>,
+    /// The `service.name` of the exported spans.
+    pub service_name: String,
+    /// Which spans are exported, as a tracing filter: `info` gives requests, action runs,
+    /// rule steps and remote calls; `info,pincher::db=debug,sqlx::query=debug` adds each
+    /// SQL statement.
+    pub level: String,
+    /// Share of new traces kept, from 0.0 to 1.0; a request with a sampled `traceparent`
+    /// follows its caller's decision.
+    pub sample_ratio: f64,
+    /// Longest one export to the collector may take before it is given up.
+    pub export_timeout_secs: u64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "pincher".into(),
+            level: "info".into(),
+            sample_ratio: 1.0,
+            export_timeout_secs: 10,
         }
     }
 }
@@ -722,6 +759,10 @@ impl Settings {
                 self.database.acquire_timeout_secs == 0,
             ),
             ("log.keep_files", self.log.keep_files == 0),
+            (
+                "telemetry.export_timeout_secs",
+                self.telemetry.export_timeout_secs == 0,
+            ),
             ("status.check_timeout_ms", self.status.check_timeout_ms == 0),
             ("aws.concurrency", self.aws.concurrency == 0),
             ("opsmanager.concurrency", self.opsmanager.concurrency == 0),
@@ -786,6 +827,38 @@ impl Settings {
                 "log.level",
                 format!("expected a filter such as `info` or `pincher=debug`: {e}"),
             ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.level) {
+            return Err(invalid(
+                "telemetry.level",
+                format!("expected a filter such as `info` or `info,pincher::db=debug`: {e}"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(invalid(
+                "telemetry.sample_ratio",
+                format!("expected 0.0 to 1.0, got {}", self.telemetry.sample_ratio),
+            ));
+        }
+        if let Some(url) = &self.telemetry.otlp_endpoint {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    format!(
+                        "expected an http:// or https:// URL (OTLP over HTTP), got {}",
+                        super::secret::redact_url(url.as_str())
+                    ),
+                ));
+            }
+            // Export errors name the URL; credentials belong in headers, never in it.
+            if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    "expected a URL with no user, password or query; give the collector's \
+                     credentials in OTEL_EXPORTER_OTLP_HEADERS (e.g. \
+                     `authorization=Bearer TOKEN`)",
+                ));
+            }
         }
         if let Some(listen) = &self.metrics.listen
             && listen.parse::<std::net::SocketAddr>().is_err()

@@ -41,6 +41,7 @@ pub struct LastSuccess {
 }
 
 /// Records one group's part of a run.
+#[tracing::instrument(level = "debug", name = "db backups.record", skip_all, fields(otel.kind = "client"))]
 pub async fn record(db: &Db, run: &BackupRun) -> Result<(), DbError> {
     // Microseconds: what PostgreSQL keeps, so values read back compare equal on both.
     let started_at = run
@@ -70,6 +71,7 @@ pub async fn record(db: &Db, run: &BackupRun) -> Result<(), DbError> {
 
 /// Whether a backup run recorded storing (or finding unchanged) a configuration with this
 /// MD5: whether pincher wrote a backup with this content.
+#[tracing::instrument(level = "debug", name = "db backups.recorded", skip_all, fields(otel.kind = "client"))]
 pub async fn recorded(db: &Db, md5: &str) -> Result<bool, DbError> {
     let found: Option<i64> = on_reader!(db, pool => {
         sqlx::query_scalar(
@@ -84,6 +86,7 @@ pub async fn recorded(db: &Db, md5: &str) -> Result<bool, DbError> {
 }
 
 /// The most recent runs, newest first; only `group`'s when given.
+#[tracing::instrument(level = "debug", name = "db backups.recent", skip_all, fields(otel.kind = "client"))]
 pub async fn recent(db: &Db, group: Option<&str>, limit: u32) -> Result<Vec<BackupRun>, DbError> {
     let rows = on_reader!(db, pool => {
         sqlx::query_as(
@@ -100,6 +103,7 @@ pub async fn recent(db: &Db, group: Option<&str>, limit: u32) -> Result<Vec<Back
 }
 
 /// When each group was last backed up successfully (stored or unchanged), by group id.
+#[tracing::instrument(level = "debug", name = "db backups.last_success_per_group", skip_all, fields(otel.kind = "client"))]
 pub async fn last_success_per_group(db: &Db) -> Result<Vec<LastSuccess>, DbError> {
     let rows = on_reader!(db, pool => {
         sqlx::query_as(
@@ -128,6 +132,7 @@ pub struct RunCount {
 }
 
 /// Run counts by group and outcome (for the metrics).
+#[tracing::instrument(level = "debug", name = "db backups.run_counts", skip_all, fields(otel.kind = "client"))]
 pub async fn run_counts(db: &Db) -> Result<Vec<RunCount>, DbError> {
     let rows: Vec<RunCount> = on_reader!(db, pool => {
         sqlx::query_as(

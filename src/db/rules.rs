@@ -98,6 +98,7 @@ pub struct RulePage {
 }
 
 /// Lists rules in name order, `limit` at a time, after the name `after`.
+#[tracing::instrument(level = "debug", name = "db rules.list", skip_all, fields(otel.kind = "client"))]
 pub async fn list(db: &Db, limit: u32, after: Option<&str>) -> Result<RulePage, DbError> {
     let rows: Vec<RuleRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!(
@@ -123,6 +124,7 @@ pub async fn list(db: &Db, limit: u32, after: Option<&str>) -> Result<RulePage, 
 }
 
 /// Every rule, in name order.
+#[tracing::instrument(level = "debug", name = "db rules.list_all", skip_all, fields(otel.kind = "client"))]
 pub async fn list_all(db: &Db) -> Result<Vec<Rule>, DbError> {
     Ok(scheduled(db, false)
         .await?
@@ -133,6 +135,7 @@ pub async fn list_all(db: &Db) -> Result<Vec<Rule>, DbError> {
 
 /// Every rule with when its schedule began; only the enabled ones with a schedule when
 /// `active`.
+#[tracing::instrument(level = "debug", name = "db rules.scheduled", skip_all, fields(otel.kind = "client"))]
 pub async fn scheduled(db: &Db, active: bool) -> Result<Vec<Scheduled>, DbError> {
     let filter = if active {
         " WHERE enabled AND schedule IS NOT NULL"
@@ -148,6 +151,7 @@ pub async fn scheduled(db: &Db, active: bool) -> Result<Vec<Scheduled>, DbError>
 }
 
 /// One rule by id or name.
+#[tracing::instrument(level = "debug", name = "db rules.get", skip_all, fields(otel.kind = "client"))]
 pub async fn get(db: &Db, key: &ServiceKey) -> Result<Rule, DbError> {
     let row: Option<RuleRow> = match key {
         ServiceKey::Id(id) => on_reader!(db, pool => {
@@ -173,6 +177,7 @@ pub async fn get(db: &Db, key: &ServiceKey) -> Result<Rule, DbError> {
 }
 
 /// Creates a rule.
+#[tracing::instrument(level = "debug", name = "db rules.create", skip_all, fields(otel.kind = "client"))]
 pub async fn create(db: &Db, spec: &RuleSpec) -> Result<Rule, DbError> {
     let at = super::runs::now();
     let steps = json_text(&spec.steps)?;
@@ -201,6 +206,7 @@ pub async fn create(db: &Db, spec: &RuleSpec) -> Result<Rule, DbError> {
 
 /// Replaces the writable fields of rule `current`, provided it is still at its revision. A
 /// changed schedule (expression, zone or enabled) starts its slots from now.
+#[tracing::instrument(level = "debug", name = "db rules.update", skip_all, fields(otel.kind = "client"))]
 pub async fn update(db: &Db, current: &Rule, spec: &RuleSpec) -> Result<Rule, DbError> {
     let at = super::runs::now();
     let steps = json_text(&spec.steps)?;
@@ -239,6 +245,7 @@ pub async fn update(db: &Db, current: &Rule, spec: &RuleSpec) -> Result<Rule, Db
 
 /// Deletes rule `id` (and its runs), provided it is still at `revision` when one is given.
 /// Returns whether a row was deleted.
+#[tracing::instrument(level = "debug", name = "db rules.delete", skip_all, fields(otel.kind = "client"))]
 pub async fn delete(db: &Db, id: Uuid, revision: Option<i64>) -> Result<bool, DbError> {
     let deleted = on_pool!(db, pool => {
         sqlx::query("DELETE FROM rules WHERE id = $1 AND (CAST($2 AS BIGINT) IS NULL OR revision = $2)")
@@ -300,6 +307,7 @@ const RUN_COLUMNS: &str = "id, rule_id, rule_name, scheduled_for, triggered_by, 
     clippy::too_many_arguments,
     reason = "the columns of one insert, each a different thing"
 )]
+#[tracing::instrument(level = "debug", name = "db rules.start", skip_all, fields(otel.kind = "client"))]
 pub async fn start(
     db: &Db,
     rule: &Rule,
@@ -334,6 +342,7 @@ pub async fn start(
 }
 
 /// Records the slot `scheduled_for` of `rule` as missed (unless it is recorded already).
+#[tracing::instrument(level = "debug", name = "db rules.miss", skip_all, fields(otel.kind = "client"))]
 pub async fn miss(
     db: &Db,
     rule: &Rule,
@@ -363,6 +372,7 @@ pub async fn miss(
 }
 
 /// Records the steps of a running run so far.
+#[tracing::instrument(level = "debug", name = "db rules.record_steps", skip_all, fields(otel.kind = "client"))]
 pub async fn record_steps(db: &Db, id: Uuid, steps: &[StepRun]) -> Result<(), DbError> {
     let steps = json_text(&steps)?;
     on_pool!(db, pool => {
@@ -378,6 +388,7 @@ pub async fn record_steps(db: &Db, id: Uuid, steps: &[StepRun]) -> Result<(), Db
 
 /// Extends the lease of a running run held by `owner`. Returns whether it is still running
 /// (and so still this owner's).
+#[tracing::instrument(level = "debug", name = "db rules.renew", skip_all, fields(otel.kind = "client"))]
 pub async fn renew(
     db: &Db,
     id: Uuid,
@@ -400,6 +411,7 @@ pub async fn renew(
 }
 
 /// Records how a run ended, if it is still running.
+#[tracing::instrument(level = "debug", name = "db rules.finish", skip_all, fields(otel.kind = "client"))]
 pub async fn finish(db: &Db, run: &RuleRun) -> Result<bool, DbError> {
     let steps = json_text(&run.steps)?;
     let finished = on_pool!(db, pool => {
@@ -421,6 +433,7 @@ pub async fn finish(db: &Db, run: &RuleRun) -> Result<bool, DbError> {
 
 /// Whether any running run's lease expired before `now` (a read, so that a scheduler tick
 /// with nothing to abandon writes nothing).
+#[tracing::instrument(level = "debug", name = "db rules.any_expired", skip_all, fields(otel.kind = "client"))]
 pub async fn any_expired(db: &Db, now: OffsetDateTime) -> Result<bool, DbError> {
     let found: i64 = on_reader!(db, pool => {
         sqlx::query_scalar(
@@ -436,6 +449,7 @@ pub async fn any_expired(db: &Db, now: OffsetDateTime) -> Result<bool, DbError> 
 
 /// Marks abandoned every running run whose lease expired before `now`; returns them as they
 /// were (their steps name the action runs to abandon too).
+#[tracing::instrument(level = "debug", name = "db rules.abandon_expired", skip_all, fields(otel.kind = "client"))]
 pub async fn abandon_expired(db: &Db, now: OffsetDateTime) -> Result<Vec<RuleRun>, DbError> {
     let rows: Vec<RunRow> = on_pool!(db, pool => {
         sqlx::query_as(&format!(
@@ -451,6 +465,7 @@ pub async fn abandon_expired(db: &Db, now: OffsetDateTime) -> Result<Vec<RuleRun
 }
 
 /// The newest slot recorded for each rule, by rule id.
+#[tracing::instrument(level = "debug", name = "db rules.last_slots", skip_all, fields(otel.kind = "client"))]
 pub async fn last_slots(db: &Db) -> Result<Vec<(Uuid, OffsetDateTime)>, DbError> {
     let rows: Vec<(Uuid, Option<OffsetDateTime>)> = on_reader!(db, pool => {
         sqlx::query_as(
@@ -467,6 +482,7 @@ pub async fn last_slots(db: &Db) -> Result<Vec<(Uuid, OffsetDateTime)>, DbError>
 }
 
 /// The rules that have a run going now, by rule id.
+#[tracing::instrument(level = "debug", name = "db rules.running_rules", skip_all, fields(otel.kind = "client"))]
 pub async fn running_rules(db: &Db) -> Result<Vec<Uuid>, DbError> {
     let rows: Vec<(Uuid,)> = on_reader!(db, pool => {
         sqlx::query_as("SELECT DISTINCT rule_id FROM rule_runs WHERE outcome = 'running'")
@@ -477,6 +493,7 @@ pub async fn running_rules(db: &Db) -> Result<Vec<Uuid>, DbError> {
 }
 
 /// One run by id.
+#[tracing::instrument(level = "debug", name = "db rules.get_run", skip_all, fields(otel.kind = "client"))]
 pub async fn get_run(db: &Db, id: Uuid) -> Result<RuleRun, DbError> {
     let row: Option<RunRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM rule_runs WHERE id = $1"))
@@ -489,6 +506,7 @@ pub async fn get_run(db: &Db, id: Uuid) -> Result<RuleRun, DbError> {
 }
 
 /// A rule's runs, newest first (by slot, then start), `limit` at a time, older than `before`.
+#[tracing::instrument(level = "debug", name = "db rules.runs_of", skip_all, fields(otel.kind = "client"))]
 pub async fn runs_of(
     db: &Db,
     rule: Uuid,
@@ -534,6 +552,7 @@ pub struct RunCount {
 }
 
 /// Run counts and last ends by rule and outcome (for the metrics).
+#[tracing::instrument(level = "debug", name = "db rules.run_counts", skip_all, fields(otel.kind = "client"))]
 pub async fn run_counts(db: &Db) -> Result<Vec<RunCount>, DbError> {
     let rows = on_reader!(db, pool => {
         sqlx::query_as(

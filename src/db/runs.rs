@@ -72,6 +72,7 @@ pub fn now() -> OffsetDateTime {
 }
 
 /// Records a run that is starting (outcome `running`).
+#[tracing::instrument(level = "debug", name = "db runs.start", skip_all, fields(otel.kind = "client"))]
 pub async fn start(db: &Db, run: &Run) -> Result<(), DbError> {
     let params = json_text(&run.params)?;
     let results = json_text(&run.results)?;
@@ -98,6 +99,7 @@ pub async fn start(db: &Db, run: &Run) -> Result<(), DbError> {
 
 /// Records how a running run ended. Returns whether the row was still `running` (a run
 /// already marked `abandoned` is left so).
+#[tracing::instrument(level = "debug", name = "db runs.finish", skip_all, fields(otel.kind = "client"))]
 pub async fn finish(db: &Db, run: &Run) -> Result<bool, DbError> {
     let results = json_text(&run.results)?;
     let output = run.output.as_ref().map(json_text).transpose()?;
@@ -120,6 +122,7 @@ pub async fn finish(db: &Db, run: &Run) -> Result<bool, DbError> {
 }
 
 /// Marks these runs `abandoned` if they are still `running`; returns how many were.
+#[tracing::instrument(level = "debug", name = "db runs.abandon", skip_all, fields(otel.kind = "client"))]
 pub async fn abandon(db: &Db, ids: &[Uuid], reason: &str) -> Result<u64, DbError> {
     let mut abandoned = 0;
     for id in ids {
@@ -140,6 +143,7 @@ pub async fn abandon(db: &Db, ids: &[Uuid], reason: &str) -> Result<u64, DbError
 }
 
 /// One run by id.
+#[tracing::instrument(level = "debug", name = "db runs.get", skip_all, fields(otel.kind = "client"))]
 pub async fn get(db: &Db, id: Uuid) -> Result<Run, DbError> {
     let row: Option<RunRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM action_runs WHERE id = $1"))
@@ -161,6 +165,7 @@ pub struct RunPage {
 }
 
 /// Lists runs matching `filter`, newest first, `limit` at a time, older than `before`.
+#[tracing::instrument(level = "debug", name = "db runs.list", skip_all, fields(otel.kind = "client"))]
 pub async fn list(
     db: &Db,
     filter: &RunFilter,

@@ -101,6 +101,7 @@ fn escape_like(s: &str) -> String {
 }
 
 /// Lists services in name order, `limit` at a time, after the name `after`.
+#[tracing::instrument(level = "debug", name = "db services.list", skip_all, fields(otel.kind = "client"))]
 pub async fn list(
     db: &Db,
     filter: &ServiceFilter,
@@ -145,6 +146,7 @@ pub async fn list(
 }
 
 /// How many services are registered.
+#[tracing::instrument(level = "debug", name = "db services.count", skip_all, fields(otel.kind = "client"))]
 pub async fn count(db: &Db) -> Result<i64, DbError> {
     let count: i64 = on_reader!(db, pool => {
         sqlx::query_scalar("SELECT COUNT(*) FROM services").fetch_one(pool).await
@@ -153,6 +155,7 @@ pub async fn count(db: &Db) -> Result<i64, DbError> {
 }
 
 /// Every service matching `filter`, in name order (read page by page).
+#[tracing::instrument(level = "debug", name = "db services.list_all", skip_all, fields(otel.kind = "client"))]
 pub async fn list_all(db: &Db, filter: &ServiceFilter) -> Result<Vec<Service>, DbError> {
     let mut services = Vec::new();
     let mut after: Option<String> = None;
@@ -167,6 +170,7 @@ pub async fn list_all(db: &Db, filter: &ServiceFilter) -> Result<Vec<Service>, D
 }
 
 /// One service by id or name.
+#[tracing::instrument(level = "debug", name = "db services.get", skip_all, fields(otel.kind = "client"))]
 pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
     let row: Option<ServiceRow> = match key {
         ServiceKey::Id(id) => on_reader!(db, pool => {
@@ -191,6 +195,7 @@ pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
 }
 
 /// Registers a new service.
+#[tracing::instrument(level = "debug", name = "db services.create", skip_all, fields(otel.kind = "client"))]
 pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
     let id = Uuid::now_v7();
     let at = now();
@@ -229,6 +234,7 @@ pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
 
 /// Replaces the writable fields of service `id`, provided it is still at `revision`.
 /// A service that moved on in between is a [`DbError::Conflict`].
+#[tracing::instrument(level = "debug", name = "db services.update", skip_all, fields(otel.kind = "client"))]
 pub async fn update(
     db: &Db,
     id: Uuid,
@@ -281,6 +287,7 @@ pub async fn update(
 
 /// Deletes service `id`, provided it is still at `revision` when one is given.
 /// Returns whether a row was deleted.
+#[tracing::instrument(level = "debug", name = "db services.delete", skip_all, fields(otel.kind = "client"))]
 pub async fn delete(db: &Db, id: Uuid, revision: Option<i64>) -> Result<bool, DbError> {
     let result = on_pool!(db, pool => match revision {
         Some(revision) => {

@@ -44,6 +44,7 @@ fn micros(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// Stores a new token's hash; it stops working at `expires_at` when one is given.
+#[tracing::instrument(level = "debug", name = "db tokens.create", skip_all, fields(otel.kind = "client"))]
 pub async fn create(
     db: &Db,
     name: &str,
@@ -78,6 +79,7 @@ pub async fn create(
 }
 
 /// Every token, revoked ones included, oldest first.
+#[tracing::instrument(level = "debug", name = "db tokens.list", skip_all, fields(otel.kind = "client"))]
 pub async fn list(db: &Db) -> Result<Vec<ApiToken>, DbError> {
     let rows: Vec<TokenRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_tokens ORDER BY created_at, name"))
@@ -88,6 +90,7 @@ pub async fn list(db: &Db) -> Result<Vec<ApiToken>, DbError> {
 }
 
 /// The token with this hash, unless it is revoked or expired; its use is recorded.
+#[tracing::instrument(level = "debug", name = "db tokens.find_active", skip_all, fields(otel.kind = "client"))]
 pub async fn find_active(db: &Db, hash: &str) -> Result<Option<ApiToken>, DbError> {
     let row: Option<TokenRow> = on_reader!(db, pool => {
         sqlx::query_as(&format!(
@@ -117,6 +120,7 @@ pub async fn find_active(db: &Db, hash: &str) -> Result<Option<ApiToken>, DbErro
 }
 
 /// Revokes the token with this id or name; returns it, or `NotFound`.
+#[tracing::instrument(level = "debug", name = "db tokens.revoke", skip_all, fields(otel.kind = "client"))]
 pub async fn revoke(db: &Db, key: &str) -> Result<ApiToken, DbError> {
     let now = OffsetDateTime::now_utc();
     let row: Option<TokenRow> = match Uuid::parse_str(key) {

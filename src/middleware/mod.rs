@@ -1,4 +1,5 @@
-//! The HTTP service around the router: request ids, a tracing span per request, the
+//! The HTTP service around the router: request ids, a tracing span per request (a server
+//! span of the caller's trace when traces are exported), the
 //! concurrency and header limits, authentication, the request timeout, panic recovery, and
 //! one access-log line and the HTTP metrics per request.
 
@@ -28,6 +29,7 @@ mod state;
 pub use error::ApiError;
 pub use state::{AppState, HttpContext};
 
+use crate::config::telemetry;
 use crate::metrics::METRICS;
 
 /// Header carrying the request id, taken from the client or generated.
@@ -185,10 +187,17 @@ impl Service<Request> for Connection {
         let span = tracing::info_span!(
             "request",
             request_id = id.to_str().unwrap_or_default(),
-            token = tracing::field::Empty
+            token = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            http.request.method = tracing::field::Empty,
+            http.route = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
         );
         let method = request.method().clone();
         let route = self.0.templates.of(request.uri().path());
+        telemetry::incoming(&span, request.headers(), method_label(&method), route);
         let limits = &self.0.state.settings.server;
         let timeout = Duration::from_secs(limits.request_timeout_secs);
         let start = match Admitted::try_new(self, is_probe(route)) {
@@ -300,6 +309,7 @@ fn finish(
 ) -> Response {
     let elapsed = started.elapsed();
     let status = response.status();
+    telemetry::outgoing_status(span, status.as_u16());
     METRICS.record_http_request(method_label(method), route, status.as_str(), elapsed);
     span.in_scope(|| {
         tracing::info!(

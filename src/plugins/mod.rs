@@ -2,7 +2,7 @@
 //! Plugins know nothing of HTTP, the terminal, the database or each other: they take settings
 //! and clients and return typed values with their own error enums; joins of two plugins are
 //! actions. Every remote call goes through [`observe`], so it is counted
-//! and timed by plugin, operation and outcome.
+//! and timed by plugin, operation and outcome, and traced.
 
 pub mod aws;
 pub mod chef;
@@ -13,20 +13,33 @@ pub mod sdk;
 use std::future::Future;
 use std::time::Instant;
 
+use crate::config::telemetry;
 use crate::metrics::METRICS;
 
-/// Runs one remote call, recording its outcome (`ok` or `error`) and latency.
+/// Runs one remote call, recording its outcome (`ok` or `error`) and latency, in a client
+/// span whose trace headers its HTTP requests carry when traces are exported.
 /// `operation` must come from a fixed set (an API name), never from user input.
-pub async fn observe<T, E>(
+pub fn observe<T, E>(
     plugin: &'static str,
     operation: &'static str,
     call: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let started = Instant::now();
-    let result = call.await;
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    METRICS.record_plugin_call(plugin, operation, outcome, started.elapsed());
-    result
+) -> impl Future<Output = Result<T, E>> {
+    let span = telemetry::client_span(plugin, operation);
+    // Built before the block, so that the block holds the call once, not the call and the
+    // traced call.
+    let traced = telemetry::within_call(span.clone(), call);
+    async move {
+        let started = Instant::now();
+        let result = traced.await;
+        let outcome = if result.is_ok() {
+            "ok"
+        } else {
+            telemetry::client_failed(&span);
+            "error"
+        };
+        METRICS.record_plugin_call(plugin, operation, outcome, started.elapsed());
+        result
+    }
 }
 
 /// Progress of a fan-out, reported by plugins. The CLI draws a progress bar from it; the

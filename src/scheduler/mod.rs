@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use crate::actions::runner::abandon as abandon_actions;
 use crate::actions::{RunOptions, find};
+use tracing::Instrument as _;
+
 use crate::app::{Context, spawn_listed};
+use crate::config::telemetry;
 use crate::db::rules::{self as repo, Scheduled};
 use crate::db::{DbError, runs as action_runs};
 use crate::domain::rule::{OnFailure, Rule, RuleOutcome, RuleRun, RuleTrigger, StepRun};
@@ -76,10 +79,20 @@ fn spawn(ctx: &Context, rule: Rule, run: RuleRun, owner: String) -> oneshot::Rec
     let (done_tx, done) = oneshot::channel();
     let (id, name) = (run.id, rule.name.clone());
     let task_ctx = ctx.clone();
+    let span = tracing::info_span!(
+        parent: None,
+        "rule run",
+        rule = %rule.name,
+        run = %run.id,
+        otel.name = tracing::field::Empty,
+    );
+    telemetry::adopt(&span, telemetry::current_parent());
+    telemetry::name(&span, &format!("rule {}", rule.name));
     let work = async move {
         let finished = execute(&task_ctx, &rule, run, &owner).await;
         let _ = done_tx.send(finished);
-    };
+    }
+    .instrument(span);
     spawn_listed(ctx, |shared| &shared.rule_runs, id, name, work);
     done
 }
@@ -190,6 +203,7 @@ pub async fn execute(ctx: &Context, rule: &Rule, mut run: RuleRun, owner: &str) 
 }
 
 /// Runs one step as an action run of the rule and records it in `run`; returns its outcome.
+#[tracing::instrument(name = "step", skip_all, fields(step = step_run.index, action = %step_run.action))]
 async fn run_step(
     ctx: &Context,
     rule: &Rule,

@@ -29,9 +29,12 @@ fn init_tracing() {
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
             let target = pincher::config::logging::LogTarget::default();
-            if let Ok(guard) =
-                pincher::config::logging::init(pincher::config::LogFormat::Pretty, "debug", &target)
-            {
+            if let Ok(guard) = pincher::config::logging::init(
+                pincher::config::LogFormat::Pretty,
+                "debug",
+                &target,
+                &Default::default(),
+            ) {
                 // Kept for the rest of the test process: its writer thread must live on.
                 std::mem::forget(guard);
             }

@@ -14,3 +14,4 @@ mod observability;
 mod openapi;
 mod rules;
 mod services;
+mod traces;

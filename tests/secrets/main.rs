@@ -1,7 +1,7 @@
 //! Secrets never leak: a scenario that uses every secret pincher holds (the database password,
 //! AWS keys, the Ops Manager private key, the Chef client key, API and metrics tokens), then searches
-//! every log line, every response (headers and bodies, errors included), `/metrics`, `/status`
-//! and `config show` for them.
+//! every log line, every response (headers and bodies, errors included), `/metrics`, `/status`,
+//! every exported span and `config show` for them.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -12,10 +12,12 @@ use support::chef::ChefPeer;
 use support::database::{Backend, TestDatabase};
 use support::moto::MotoOrg;
 use support::opsmanager::{FakeOpsManager, PRIVATE_KEY, PUBLIC_KEY};
+use support::otlp::Receiver;
 use support::server::{ServerProcess, create_token, pincher_command};
 
 const DB_PASSWORD: &str = "db-Pa55word-6d1f";
 const METRICS_TOKEN: &str = "metrics-token-9b3e27";
+const OTLP_TOKEN: &str = "otlp-token-77c1d4";
 
 fn with_password(url: &str) -> String {
     url.replacen(
@@ -34,6 +36,7 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
     let chef_pem = std::fs::read_to_string(&chef.key).expect("the Chef key");
     let work = tempfile::tempdir().expect("tempdir");
     let backups = work.path().join("backups");
+    let collector = Receiver::start().await;
 
     let mut env: Vec<(String, String)> = vec![
         ("PINCHER_DATABASE__URL".into(), database_url.clone()),
@@ -51,6 +54,20 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
             opsmanager.group_ids().join(","),
         ),
         ("PINCHER_STATUS__CACHE_TTL_MS".into(), "0".into()),
+        // Traces are one more way out: every span the scenario makes, SQL included.
+        (
+            "PINCHER_TELEMETRY__OTLP_ENDPOINT".into(),
+            collector.url.clone(),
+        ),
+        (
+            "PINCHER_TELEMETRY__LEVEL".into(),
+            "info,pincher=debug,sqlx::query=debug".into(),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS".into(),
+            format!("authorization=Bearer {OTLP_TOKEN}"),
+        ),
     ];
     env.extend(chef.settings_env());
     let aws = MotoOrg::create(1).await;
@@ -59,7 +76,7 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 
     let token = create_token(work.path(), &env_refs);
-    let server = ServerProcess::start(work.path(), &env_refs);
+    let mut server = ServerProcess::start(work.path(), &env_refs);
     let base = server.url();
     let http = reqwest::Client::new();
     let mut seen = Vec::new();
@@ -212,11 +229,23 @@ async fn no_secret_appears_in_logs_metrics_status_config_or_errors() {
         .collect();
     assert!(logs.len() > 15, "the server logged the scenario");
     seen.extend(logs);
+    // A clean stop sends the spans still queued.
+    server.sigterm();
+    let status =
+        tokio::task::block_in_place(|| server.wait_exit(std::time::Duration::from_secs(30)));
+    assert!(status.success(), "{status:?}");
     drop(server);
+    let spans = collector.spans();
+    assert!(
+        spans.len() > 20 && spans.iter().any(|e| e.span.name.starts_with("db ")),
+        "the scenario's spans, SQL included, were exported"
+    );
+    seen.extend(spans.iter().map(|e| format!("span {:?}", e.span)));
 
     let mut secrets: Vec<String> = vec![
         DB_PASSWORD.into(),
         METRICS_TOKEN.into(),
+        OTLP_TOKEN.into(),
         PRIVATE_KEY.into(),
         "wrong-but-secret-5e8a".into(),
     ];

@@ -10,6 +10,7 @@ pub mod chef;
 pub mod database;
 pub mod moto;
 pub mod opsmanager;
+pub mod otlp;
 pub mod private_postgres;
 pub mod recording;
 pub mod server;

@@ -8,7 +8,8 @@
 //! - `GET|PUT /api/public/v1.0/groups/{id}/automationConfig`: a realistic document; PUT
 //!   replaces it whole and bumps `version`.
 //! - Ops Manager-shaped error bodies for 401, 403, 404, 429 and 500, switches to fail a group,
-//!   throttle, slow down or refuse the caller's address, and counters of what was requested.
+//!   throttle, slow down or refuse the caller's address, and counters of what was requested
+//!   (and the trace headers it came with).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,7 @@ struct FakeState {
     change_after_next_get: HashSet<String>,
     counters: BTreeMap<String, usize>,
     puts: Vec<(String, Vec<u8>)>,
+    traceparents: Vec<Option<String>>,
     latency: Duration,
     throttle: usize,
     hostile: Hostile,
@@ -309,6 +311,12 @@ impl FakeOpsManager {
         self.lock().throttle = requests;
     }
 
+    /// The W3C `traceparent` header of every request received, in order (`None` when one
+    /// had none).
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.lock().traceparents.clone()
+    }
+
     /// Every PUT body received, with its group, in order.
     pub fn puts(&self) -> Vec<(String, Vec<u8>)> {
         self.lock().puts.clone()
@@ -437,6 +445,12 @@ async fn handle(
     }
     let mut state = state.lock().expect("fake state lock");
     let state = &mut *state;
+    state.traceparents.push(
+        headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    );
     if let AuthResult::Challenge { stale } = check_digest(state, &method, &uri, &headers) {
         return challenge_response(state, stale);
     }

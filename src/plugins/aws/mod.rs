@@ -8,6 +8,7 @@ pub mod lambdas;
 pub mod organizations;
 pub mod permissions;
 pub mod rds;
+mod traced;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -229,6 +230,9 @@ impl Aws {
                 .operation_timeout(Duration::from_secs(settings.operation_timeout_secs))
                 .build(),
         );
+        if crate::config::telemetry::enabled() {
+            loader = loader.http_client(traced::client());
+        }
         let base = loader.load().await;
         Self {
             base,

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::ChefError;
+use crate::config::telemetry;
 use crate::config::{ChefSettings, redact_url};
 use crate::plugins::http::{BodyError, read_body, same_origin_redirects};
 use crate::plugins::observe;
@@ -455,6 +456,11 @@ impl ChefClient {
             "X-Ops-Server-API-Version",
             HeaderValue::from_static(SERVER_API_VERSION),
         );
+        for (name, value) in telemetry::call_headers() {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(name, value);
+            }
+        }
         let mut request = self.http.request(method, url.clone()).headers(headers);
         if body.is_some() {
             request = request

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 pub use super::catalog::{
     BackupEntry, GroupBackup, GroupId, Outcome, PrunePolicy, Stored, VerifiedBackup, VerifyResult,
@@ -248,12 +249,16 @@ pub async fn back_up_groups(
     for (index, group) in groups.iter().enumerate() {
         let (client, store, group) = (client.clone(), store.clone(), group.clone());
         let (semaphore, progress) = (semaphore.clone(), progress.clone());
-        tasks.spawn(async move {
-            let _permit = semaphore.acquire_owned().await;
-            let result = back_up_group(&client, &store, &group).await;
-            progress.advance(group.as_str());
-            (index, result)
-        });
+        // Each group's task stays in this span (and its trace): the span outlives them all.
+        tasks.spawn(
+            async move {
+                let _permit = semaphore.acquire_owned().await;
+                let result = back_up_group(&client, &store, &group).await;
+                progress.advance(group.as_str());
+                (index, result)
+            }
+            .in_current_span(),
+        );
     }
     let mut results: Vec<Option<GroupBackup>> = vec![None; groups.len()];
     while let Some(joined) = tasks.join_next().await {

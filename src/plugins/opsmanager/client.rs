@@ -14,6 +14,7 @@ use url::Url;
 
 use super::{GroupId, OpsManagerError};
 use crate::config::OpsManagerSettings;
+use crate::config::telemetry;
 use crate::plugins::http::{BodyError, read_body, same_origin_redirects};
 use crate::plugins::observe;
 
@@ -365,6 +366,9 @@ impl OpsManagerClient {
             let authorization = self.authorization(method, &uri);
             let sent_auth = authorization.is_some();
             let mut request = self.http.request(method.clone(), &url);
+            for (name, value) in telemetry::call_headers() {
+                request = request.header(name, value);
+            }
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, value);
             }

@@ -1,0 +1,62 @@
+//! The SDK's HTTPS client with the W3C trace headers of the call in progress added to every
+//! request, so a collector in front of the endpoint (or a VPC endpoint proxy) can join the
+//! trace. Used only while traces are exported.
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+use crate::config::telemetry;
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxies from the environment), built
+/// as the SDK builds it, wrapped.
+pub fn client() -> SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
+    let inner = Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    });
+    SharedHttpClient::new(Traced(inner))
+}
+
+#[derive(Debug)]
+struct Traced(SharedHttpClient);
+
+impl HttpClient for Traced {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(TracedConnector(self.0.http_connector(settings, components)))
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+#[derive(Debug)]
+struct TracedConnector(SharedHttpConnector);
+
+impl HttpConnector for TracedConnector {
+    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        for (name, value) in telemetry::call_headers() {
+            request.headers_mut().insert(name, value);
+        }
+        self.0.call(request)
+    }
+}
