@@ -19,9 +19,10 @@ pub async fn run(_: Opts, settings: Settings) -> anyhow::Result<Outcome> {
     let drain = Duration::from_secs(settings.server.drain_timeout_secs);
     let ctx = super::context(settings, true).await?;
     let replica = scheduler::replica_name();
+    let signalled = super::serve::shutdown_signal();
     let mut scheduler = tokio::spawn(scheduler::run(ctx.clone(), replica));
     tokio::select! {
-        () = super::serve::shutdown_signal() => {}
+        () = signalled => {}
         ended = &mut scheduler => {
             ended?;
             return Ok(Outcome::Success);

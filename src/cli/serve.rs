@@ -73,6 +73,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         .await
         .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
     let local = listener.local_addr()?;
+    let signalled = shutdown_signal();
     tracing::info!(address = %local, backend = ?state.db.backend(), "listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -102,7 +103,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         Ok::<(), std::io::Error>(())
     });
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop_tx.send(true);
     });
 
@@ -193,26 +194,35 @@ async fn prepare_database(state: &AppState) -> anyhow::Result<()> {
     }
 }
 
-/// Waits for SIGINT or SIGTERM, and logs which.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Catches SIGINT and SIGTERM from the moment it is called (so a signal sent as soon as the
+/// process says it is ready is not fatal), and returns a future that waits for either and
+/// logs which. Call it inside the runtime.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        async move {
+            tokio::select! {
+                () = received(interrupt) => tracing::info!("received SIGINT"),
+                () = received(terminate) => tracing::info!("received SIGTERM"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("received SIGINT"),
-        _ = terminate => tracing::info!("received SIGTERM"),
+        tracing::info!("received Ctrl-C");
     }
 }
