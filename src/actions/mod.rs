@@ -8,6 +8,7 @@
 
 pub mod chef_reconcile;
 pub mod cost_report;
+pub mod ebs_report;
 pub mod ec2_power;
 pub mod ec2_report;
 pub mod lambda_report;
@@ -285,6 +286,7 @@ static REGISTRY: LazyLock<Vec<&'static dyn ErasedAction>> = LazyLock::new(|| {
     vec![
         entry::<ec2_report::Ec2Report>(),
         entry::<rds_report::RdsReport>(),
+        entry::<ebs_report::EbsReport>(),
         entry::<lambda_report::LambdaReport>(),
         entry::<organizations_report::OrganizationsReport>(),
         entry::<cost_report::CostReport>(),

@@ -9,6 +9,7 @@ use super::actions::{self, Consent, checked};
 use super::{Outcome, emit_report, with_stdout};
 use crate::actions::Action;
 use crate::actions::cost_report::{self, CostReport, CostReportParams, DEFAULT_METRIC};
+use crate::actions::ebs_report::{EbsReport, EbsReportParams};
 use crate::actions::ec2_power::{Ec2Start, Ec2Stop};
 use crate::actions::ec2_report::{Ec2Report, Ec2ReportParams};
 use crate::actions::lambda_report::{LambdaReport, LambdaReportParams};
@@ -20,6 +21,7 @@ use crate::actions::rds_report::{RdsReport, RdsReportParams};
 use crate::app::Context;
 use crate::config::Settings;
 use crate::plugins::aws::ce::{Granularity, GroupBy};
+use crate::plugins::aws::ebs::EbsKind;
 use crate::render::{Extras, OutputFormat, ReportFormat};
 
 /// `pincher aws …`
@@ -94,6 +96,11 @@ enum AwsCommand {
     Rds {
         #[command(subcommand)]
         command: RdsCommand,
+    },
+    /// EBS volumes and snapshots.
+    Ebs {
+        #[command(subcommand)]
+        command: EbsCommand,
     },
     /// Lambda functions.
     Lambda {
@@ -200,6 +207,13 @@ fn granularity(text: &str) -> Result<Granularity, String> {
 }
 
 #[derive(Debug, Subcommand)]
+enum EbsCommand {
+    /// Volumes and snapshots of the selected accounts and regions, with their registered
+    /// services and estimated monthly cost.
+    Report(EbsArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum OrganizationsCommand {
     /// Accounts with their organizational-unit path.
     Report(OrganizationsArgs),
@@ -210,10 +224,27 @@ struct RdsArgs {
     /// Only instances of this engine (repeatable), e.g. postgres.
     #[arg(long = "engine", value_name = "ENGINE")]
     engines: Vec<String>,
-    /// Only instances with this tag (repeatable; all must match).
+    /// Only instances with this tag (repeatable; every key must match, several values of
+    /// one key are alternatives).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
     tags: Vec<TagFilter>,
     /// Only instances of this registered service (by name).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct EbsArgs {
+    /// Only volumes or only snapshots (default both).
+    #[arg(long, value_name = "KIND")]
+    kind: Option<EbsKind>,
+    /// Only resources with this tag (repeatable; every key must match, several values of
+    /// one key are alternatives).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
+    tags: Vec<TagFilter>,
+    /// Only resources of this registered service (by name).
     #[arg(long, value_name = "NAME")]
     service: Option<String>,
     #[command(flatten)]
@@ -356,6 +387,19 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             RdsCommand::Stop(args) => power::<RdsStop>(settings, selection, args).await,
             RdsCommand::Start(args) => power::<RdsStart>(settings, selection, args).await,
         },
+        AwsCommand::Ebs {
+            command: EbsCommand::Report(args),
+        } => {
+            let ctx = super::context(settings, true).await?;
+            let params = checked(EbsReportParams {
+                selection,
+                kinds: args.kind.into_iter().collect(),
+                tags: args.tags,
+                service: args.service,
+            })?;
+            let report = actions::read::<EbsReport>(&ctx, &params, "EBS").await?;
+            args.output.emit(&report, &ctx, &Extras::default())
+        }
         AwsCommand::Lambda {
             command: LambdaCommand::Report(args),
         } => {

@@ -294,6 +294,11 @@ pub struct AwsSettings {
     pub attempt_timeout_secs: u64,
     /// Longest an AWS call may take with its retries, so a cron run cannot hang.
     pub operation_timeout_secs: u64,
+    /// A price table of your own (TOML, in the form of the shipped
+    /// `src/plugins/aws/prices.toml`) for cost estimates; the shipped AWS list prices when
+    /// unset.
+    #[schema(value_type = Option<String>)]
+    pub prices_file: Option<PathBuf>,
 }
 
 impl Default for AwsSettings {
@@ -307,6 +312,7 @@ impl Default for AwsSettings {
             connect_timeout_secs: 5,
             attempt_timeout_secs: 30,
             operation_timeout_secs: 120,
+            prices_file: None,
         }
     }
 }
@@ -893,6 +899,14 @@ impl Settings {
         }
         if self.scheduler.lease_secs < 2 {
             return Err(invalid("scheduler.lease_secs", "expected at least 2"));
+        }
+        if let Some(file) = &self.aws.prices_file
+            && !file.is_file()
+        {
+            return Err(invalid(
+                "aws.prices_file",
+                format!("{} is not a file", file.display()),
+            ));
         }
         if let Some(dir) = &self.templates_dir
             && !dir.is_dir()

@@ -25,6 +25,7 @@ use crate::config::limits;
 const QUERY_OPERATIONS: &[(&str, &str, &str, &[&str])] = &[
     ("/reports/aws/ec2", "get", "aws.ec2.report", &[]),
     ("/reports/aws/rds", "get", "aws.rds.report", &[]),
+    ("/reports/aws/ebs", "get", "aws.ebs.report", &[]),
     ("/reports/aws/lambda", "get", "aws.lambda.report", &[]),
     (
         "/reports/aws/organizations",

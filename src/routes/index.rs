@@ -40,6 +40,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
     for path in [
         "/reports/aws/ec2",
         "/reports/aws/rds",
+        "/reports/aws/ebs",
         "/reports/aws/lambda",
         "/reports/aws/organizations",
         "/reports/aws/ce",

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::actions::chef_reconcile::ChefReconcile;
 use crate::actions::cost_report::{self, CostReport};
+use crate::actions::ebs_report::EbsReport;
 use crate::actions::ec2_report::Ec2Report;
 use crate::actions::lambda_report::LambdaReport;
 use crate::actions::organizations_report::OrganizationsReport;
@@ -70,6 +71,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ec2_report))
         .routes(routes!(rds_report))
+        .routes(routes!(ebs_report))
         .routes(routes!(lambda_report))
         .routes(routes!(organizations_report))
         .routes(routes!(cost_report))
@@ -280,6 +282,30 @@ async fn rds_report(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     report::<RdsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
+}
+
+/// EBS volumes and snapshots across accounts and regions, each with an estimated monthly
+/// cost from the price table.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/ebs",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        TargetQuery,
+        ("kind" = Option<String>, Query, description = "Comma-separated kinds: volumes, snapshots (default both)"),
+        ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
+        ("service" = Option<String>, Query, description = "Only the resources of this registered service")
+    ),
+    responses(AwsReportResponses)
+)]
+#[tracing::instrument(skip_all)]
+async fn ebs_report(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    report::<EbsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
 }
 
 /// Lambda functions, deprecated runtimes flagged.

@@ -10,3 +10,4 @@ mod harness;
 mod inventory;
 mod power;
 mod rules;
+mod storage;

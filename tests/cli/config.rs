@@ -106,6 +106,22 @@ fn bad_settings_exit_1_naming_the_key() {
         ("PINCHER_DATABASE__URL", "mysql://x", "database.url"),
         ("PINCHER_LOG__FORMAT", "xml", "log.format"),
         ("PINCHER_CHEF__SIGN_VERSION", "2.0", "chef.sign_version"),
+        (
+            "PINCHER_TELEMETRY__SAMPLE_RATIO",
+            "1.5",
+            "telemetry.sample_ratio",
+        ),
+        (
+            "PINCHER_TELEMETRY__OTLP_ENDPOINT",
+            "http://user:pw@collector:4318",
+            "telemetry.otlp_endpoint",
+        ),
+        ("PINCHER_TELEMETRY__LEVEL", "info,=[", "telemetry.level"),
+        (
+            "PINCHER_AWS__PRICES_FILE",
+            "/nonexistent/prices.toml",
+            "aws.prices_file",
+        ),
     ] {
         let output = pincher(dir.path())
             .env(key, value)
@@ -169,6 +185,11 @@ fn every_setting_in_the_annotated_env_file_is_accepted() {
     let output = pincher(dir.path())
         .envs(&vars)
         .env("PINCHER_OPSMANAGER__PRIVATE_KEY", "example-private-key")
+        // The example's file exists on a server, not here; the shipped table stands in.
+        .env(
+            "PINCHER_AWS__PRICES_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/src/plugins/aws/prices.toml"),
+        )
         .args(["config", "show", "--output", "json"])
         .output()
         .expect("run");

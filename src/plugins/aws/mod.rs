@@ -3,10 +3,12 @@
 //! concurrent fan-out over account × region that turns each failed part into a report error.
 
 pub mod ce;
+pub mod ebs;
 pub mod ec2;
 pub mod lambdas;
 pub mod organizations;
 pub mod permissions;
+pub mod prices;
 pub mod rds;
 mod traced;
 
@@ -641,6 +643,20 @@ impl SharedAws {
     pub async fn get(&self, settings: &AwsSettings) -> &Aws {
         self.cell.get_or_init(|| Aws::load(settings, None)).await
     }
+}
+
+/// Whether `tags` match the wanted `KEY=VALUE` pairs as `--tag` means them in every
+/// report: every key given must be on the resource, with one of the values given for it
+/// (several values of one key are alternatives).
+pub fn tags_match(wanted: &[(String, String)], tags: &BTreeMap<String, String>) -> bool {
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (key, value) in wanted {
+        by_key.entry(key).or_default().push(value);
+    }
+    by_key.iter().all(|(key, values)| {
+        tags.get(*key)
+            .is_some_and(|value| values.contains(&value.as_str()))
+    })
 }
 
 /// Registered services as resource matchers: a service matches a resource when every one of

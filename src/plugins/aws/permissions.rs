@@ -53,6 +53,21 @@ pub const CALLS: &[Call] = &[
         Policy::ReadOnly,
     ),
     call(
+        "ec2:DescribeVolumes",
+        &["ec2:DescribeVolumes"],
+        Policy::ReadOnly,
+    ),
+    call(
+        "ec2:DescribeSnapshots",
+        &["ec2:DescribeSnapshots"],
+        Policy::ReadOnly,
+    ),
+    call(
+        "ec2:DescribeImages",
+        &["ec2:DescribeImages"],
+        Policy::ReadOnly,
+    ),
+    call(
         "rds:DescribeDBInstances",
         &["rds:DescribeDBInstances"],
         Policy::ReadOnly,

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Aws, AwsError, PageCap, Part, Power, ServiceMatcher, Switched, Targets, call, to_time,
+    Aws, AwsError, PageCap, Part, Power, ServiceMatcher, Switched, Targets, call, tags_match,
+    to_time,
 };
 use crate::plugins::Progress;
 use crate::plugins::observe;
@@ -29,7 +30,7 @@ pub struct RdsQuery {
     pub identifiers: Vec<String>,
     /// Only instances of one of these engines (`postgres`, `mysql`, …).
     pub engines: Vec<String>,
-    /// Only instances carrying every one of these tags.
+    /// Only instances with these tags (values of one key are alternatives; keys must all match).
     pub tags: Vec<(String, String)>,
     /// Only instances of this registered service.
     pub service: Option<String>,
@@ -213,7 +214,7 @@ pub async fn instance_report(
         .map(|(part, db)| row(&part, db, services))
         .filter(|row| {
             (query.engines.is_empty() || query.engines.contains(&row.engine))
-                && query.tags.iter().all(|(k, v)| row.tags.get(k) == Some(v))
+                && tags_match(&query.tags, &row.tags)
                 && query
                     .service
                     .as_ref()
