@@ -64,8 +64,7 @@ pub fn traces_url(endpoint: &url::Url) -> String {
 }
 
 /// The tracing layer that exports spans, and the guard that flushes them, when
-/// `telemetry.otlp_endpoint` is set; `None` otherwise. Installs the W3C trace-context
-/// propagator. Spans are batched on a thread of their own, so a slow collector never holds
+/// `telemetry.otlp_endpoint` is set; `None` otherwise. Spans are batched on a thread of their own, so a slow collector never holds
 /// up a request; when the queue is full, spans are dropped, not requests.
 pub fn exporter<S>(settings: &TelemetrySettings) -> Result<Option<Exporter<S>>, TelemetryError>
 where
@@ -96,7 +95,6 @@ where
         .with_resource(resource)
         .build();
     let tracer = provider.tracer("pincher");
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     ENABLED.store(true, Ordering::Relaxed);
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)

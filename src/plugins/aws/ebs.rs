@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::ec2::tag_map;
 use super::prices::{PriceSource, Prices};
 use super::{Aws, AwsError, PageCap, Part, ServiceMatcher, Targets, call, tags_match, to_time};
 use crate::plugins::Progress;
@@ -256,14 +257,6 @@ fn add_image(amis_by_snapshot: &mut BTreeMap<String, Vec<String>>, image: Image)
                 .push(id.clone());
         }
     }
-}
-
-/// The tags of a resource as a map.
-pub fn tag_map(tags: Option<Vec<aws_sdk_ec2::types::Tag>>) -> BTreeMap<String, String> {
-    tags.unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
-        .collect()
 }
 
 /// Prices `estimate` into a row's two fields.

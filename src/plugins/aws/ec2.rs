@@ -238,6 +238,14 @@ async fn instances_in(part: Part, filters: Vec<Filter>) -> Result<Vec<(Part, Ins
     Ok(found)
 }
 
+/// The tags of an EC2 resource (instance, volume, snapshot, address) as a map.
+pub fn tag_map(tags: Option<Vec<aws_sdk_ec2::types::Tag>>) -> BTreeMap<String, String> {
+    tags.unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+        .collect()
+}
+
 fn row(
     part: &Part,
     instance: Instance,
@@ -245,12 +253,7 @@ fn row(
     now: OffsetDateTime,
     include_tags: bool,
 ) -> Ec2Row {
-    let tags: BTreeMap<String, String> = instance
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
-        .collect();
+    let tags = tag_map(instance.tags);
     let launch_time = instance.launch_time.as_ref().and_then(to_time);
     let platform = instance
         .platform_details
