@@ -1,11 +1,14 @@
 //! The process-wide Prometheus registry and the metrics pincher records: HTTP traffic, the
-//! database pool, the build, the process, plugin calls and domain gauges read from the
-//! database at scrape time.
+//! database pool, the build, the process, plugin calls, the waste the last savings report
+//! found, and domain gauges read from the database at scrape time.
 
 mod http;
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
+
+use rust_decimal::prelude::ToPrimitive;
+use time::OffsetDateTime;
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -15,6 +18,7 @@ use prometheus::{
 
 use crate::db::Db;
 use crate::domain::run::{RunOutcome, TargetResult};
+use crate::plugins::aws::savings::SavingsSummary;
 use crate::plugins::opsmanager::BackupStore;
 
 /// Version of the running binary.
@@ -62,7 +66,21 @@ pub struct Metrics {
     pub rule_next_run: prometheus::GaugeVec,
     /// Each enabled scheduled rule's period: the time between its next two fire times.
     pub rule_period: prometheus::GaugeVec,
+    /// Findings of the last full savings report, by kind.
+    pub savings_findings: IntGaugeVec,
+    /// Estimated monthly waste of the last full savings report, by kind (US dollars).
+    pub savings_estimated_monthly: prometheus::GaugeVec,
+    /// When the savings report the two gauges above come from finished.
+    pub savings_last_run: prometheus::Gauge,
+    /// The finish time of the savings run shown, so an older one never replaces it.
+    savings_shown: Mutex<Option<OffsetDateTime>>,
 }
+
+/// The action whose runs feed the savings gauges.
+const SAVINGS_ACTION: &str = "aws.savings.report";
+
+/// Recorded savings runs looked at per scrape for the newest full one.
+const SAVINGS_RUNS_SCANNED: u32 = 20;
 
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -201,6 +219,25 @@ impl Metrics {
             "pincher_rule_period_seconds",
             "Time between the next two fire times of each enabled scheduled rule.",
         );
+        let savings_findings = defined(IntGaugeVec::new(
+            Opts::new(
+                "pincher_savings_findings",
+                "Findings of the last full savings report (no tag or service filter), by kind.",
+            ),
+            &["kind"],
+        ));
+        let savings_estimated_monthly = defined(prometheus::GaugeVec::new(
+            Opts::new(
+                "pincher_savings_estimated_monthly_usd",
+                "Estimated monthly waste found by the last full savings report, by kind, US \
+                 dollars (list prices from the price table; unpriced findings count zero).",
+            ),
+            &["kind"],
+        ));
+        let savings_last_run = defined(prometheus::Gauge::new(
+            "pincher_savings_last_run_timestamp_seconds",
+            "When the savings report behind pincher_savings_* finished, Unix seconds.",
+        ));
         let build_info = defined(IntGaugeVec::new(
             Opts::new(
                 "pincher_build_info",
@@ -229,6 +266,9 @@ impl Metrics {
             Box::new(rule_last_success.clone()),
             Box::new(rule_next_run.clone()),
             Box::new(rule_period.clone()),
+            Box::new(savings_findings.clone()),
+            Box::new(savings_estimated_monthly.clone()),
+            Box::new(savings_last_run.clone()),
             Box::new(build_info),
             #[cfg(target_os = "linux")]
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
@@ -256,7 +296,59 @@ impl Metrics {
             rule_last_success,
             rule_next_run,
             rule_period,
+            savings_findings,
+            savings_estimated_monthly,
+            savings_last_run,
+            savings_shown: Mutex::new(None),
         }
+    }
+
+    /// Shows the savings report that finished at `finished`, unless a later one is shown
+    /// already. Only the kinds it looked for are replaced.
+    pub fn record_savings(&self, finished: OffsetDateTime, summary: &SavingsSummary) {
+        let mut shown = self
+            .savings_shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shown.is_some_and(|at| at >= finished) {
+            return;
+        }
+        *shown = Some(finished);
+        for (kind, tally) in &summary.by_kind {
+            self.savings_findings
+                .with_label_values(&[kind.as_str()])
+                .set(i64::try_from(tally.findings).unwrap_or(i64::MAX));
+            self.savings_estimated_monthly
+                .with_label_values(&[kind.as_str()])
+                .set(tally.estimated_monthly.to_f64().unwrap_or_default());
+        }
+        self.savings_last_run.set(finished.unix_timestamp() as f64);
+    }
+
+    /// Shows the newest recorded full savings run (a rule's step, or an action run made
+    /// through the API, by any replica) when it is newer than the one shown.
+    async fn refresh_savings(&self, db: &Db) -> Result<(), crate::db::DbError> {
+        let runs = crate::db::runs::latest_ok(db, SAVINGS_ACTION, SAVINGS_RUNS_SCANNED).await?;
+        let Some((id, finished, _)) = runs.into_iter().find(|(_, _, params)| full_savings(params))
+        else {
+            return Ok(());
+        };
+        let shown = *self
+            .savings_shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shown.is_some_and(|at| at >= finished) {
+            return Ok(());
+        }
+        let run = crate::db::runs::get(db, id).await?;
+        let summary = run
+            .output
+            .and_then(|mut output| serde_json::from_value(output["summary"].take()).ok());
+        match summary {
+            Some(summary) => self.record_savings(finished, &summary),
+            None => tracing::debug!(run = %id, "a savings run's summary cannot be read"),
+        }
+        Ok(())
     }
 
     /// Records one action run that ended. `action` is a registered action's name, so every
@@ -343,6 +435,9 @@ impl Metrics {
         if let Err(e) = self.refresh_rules(db).await {
             tracing::debug!(error = %e, "cannot read the rules for the metrics");
         }
+        if let Err(e) = self.refresh_savings(db).await {
+            tracing::debug!(error = %e, "cannot read the savings runs for the metrics");
+        }
         match tokio::time::timeout(STORE_LIST_TIMEOUT, store.list(None)).await {
             Ok(Ok(entries)) => {
                 let mut per_group = std::collections::BTreeMap::<String, i64>::new();
@@ -411,5 +506,33 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+/// Whether a savings run's params ask for the whole picture of its accounts and regions: no
+/// tag or service filter (a kind filter is fine: only those kinds are replaced).
+pub fn full_savings(params: &serde_json::Value) -> bool {
+    let empty = |key: &str| {
+        params
+            .get(key)
+            .is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+    };
+    empty("tags") && empty("service")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unfiltered_savings_runs_feed_the_gauges() {
+        assert!(full_savings(&serde_json::json!({})));
+        assert!(full_savings(
+            &serde_json::json!({"regions": ["eu-west-1"], "kinds": ["gp2-volume"]})
+        ));
+        assert!(!full_savings(
+            &serde_json::json!({"tags": ["team=billing"]})
+        ));
+        assert!(!full_savings(&serde_json::json!({"service": "billing"})));
     }
 }

@@ -1,13 +1,10 @@
 //! `aws.ec2.stop` and `aws.ec2.start`: EC2 instances stopped or started, with EC2's own dry
 //! run (`DryRunOperation` means allowed).
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 
 use super::ActionError;
-use super::params::Selection;
-use super::power::{Candidate, Found, Resource, Step, Switch};
+use super::power::{Candidate, Found, Resource, Step, Switch, Switchable, Wanted};
 use crate::app::Context;
 use crate::plugins::Progress;
 use crate::plugins::aws::ec2::{self, Ec2Query};
@@ -16,26 +13,31 @@ use crate::plugins::aws::{Power, ServiceMatcher, Switched};
 /// EC2 instances, as targets of a stop or start.
 pub struct Instances;
 
-impl Resource for Instances {
+impl Switchable for Instances {
     const STOP: &'static str = "aws.ec2.stop";
     const STOP_SUMMARY: &'static str = "Stop the EC2 instances selected by ids, tags or service";
     const START: &'static str = "aws.ec2.start";
     const START_SUMMARY: &'static str = "Start the EC2 instances selected by ids, tags or service";
+}
+
+impl Resource for Instances {
+    type Change = Power;
 
     async fn find(
         ctx: &Context,
-        selection: &Selection,
-        ids: &[String],
-        tags: &BTreeMap<String, String>,
-        service: Option<(String, BTreeMap<String, String>)>,
+        wanted: &Wanted<'_>,
         matcher: &ServiceMatcher,
         progress: &dyn Progress,
     ) -> Result<Found, ActionError> {
         let query = Ec2Query {
-            targets: selection.targets(),
-            ids: ids.to_vec(),
-            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            service,
+            targets: wanted.selection.targets(),
+            ids: wanted.ids.clone(),
+            tags: wanted
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            service: wanted.service.clone(),
             include_tags: true,
             ..Ec2Query::default()
         };
@@ -74,7 +76,7 @@ impl Resource for Instances {
         }
     }
 
-    async fn switch(
+    async fn apply(
         config: &SdkConfig,
         ids: &[String],
         power: Power,

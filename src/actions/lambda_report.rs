@@ -1,10 +1,13 @@
 //! `aws.lambda.report`: the Lambda functions of the selected accounts and regions, with
-//! deprecated runtimes flagged.
+//! deprecated runtimes flagged and each with its registered service.
 
 use serde::{Deserialize, Serialize};
 
-use super::params::{Selection, result};
-use super::{Action, ActionError, Assessment, Params, RunEnv};
+use super::params::{
+    SERVICE_KEY, Selection, TagFilter, check_service, check_tag_filters, refine,
+    refine_tag_filters, result,
+};
+use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::ValidationErrors;
 use crate::plugins::aws::lambdas::{self, LambdaQuery, LambdaRow, LambdaSummary};
@@ -23,6 +26,14 @@ pub struct LambdaReportParams {
     /// Only functions on runtimes past their AWS deprecation date.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deprecated: bool,
+    /// Only functions with these tags, `KEY=VALUE` (values of one key are alternatives;
+    /// keys must all match).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub tags: Vec<TagFilter>,
+    /// Only the functions of this registered service (name or id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 impl Params for LambdaReportParams {
@@ -30,16 +41,21 @@ impl Params for LambdaReportParams {
         ("region", "regions"),
         ("account", "accounts"),
         ("runtime", "runtimes"),
+        ("tag", "tags"),
     ];
 
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         self.selection.check(&mut errors);
+        check_tag_filters("tags", self.tags.len(), &mut errors);
+        check_service("service", self.service.as_deref(), &mut errors);
         result(errors)
     }
 
     fn refine_schema(schema: &mut serde_json::Value) {
         Selection::refine_schema(schema);
+        refine_tag_filters(schema, "tags");
+        refine::set(schema, "service", "pattern", SERVICE_KEY.into());
     }
 }
 
@@ -59,12 +75,19 @@ impl Action for LambdaReport {
         params: &LambdaReportParams,
         env: &RunEnv<'_>,
     ) -> Result<Self::Outcome, ActionError> {
+        let service = match &params.service {
+            Some(key) => Some(registered::named(ctx, "service", key).await?.name),
+            None => None,
+        };
+        let matcher = registered::matcher(ctx).await?;
         let query = LambdaQuery {
             targets: params.selection.targets(),
             runtimes: params.runtimes.clone(),
             deprecated_only: params.deprecated,
+            tags: params.tags.iter().map(TagFilter::pair).collect(),
+            service,
         };
-        Ok(lambdas::function_report(ctx.aws().await, &query, env.progress).await?)
+        Ok(lambdas::function_report(ctx.aws().await, &query, &matcher, env.progress).await?)
     }
 
     fn assess(outcome: &Self::Outcome) -> Assessment {

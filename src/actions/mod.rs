@@ -20,6 +20,8 @@ pub mod rds_power;
 pub mod rds_report;
 pub mod registered;
 pub mod runner;
+pub mod savings_fix;
+pub mod savings_report;
 pub mod service_report;
 
 use std::future::Future;
@@ -288,12 +290,15 @@ static REGISTRY: LazyLock<Vec<&'static dyn ErasedAction>> = LazyLock::new(|| {
         entry::<rds_report::RdsReport>(),
         entry::<ebs_report::EbsReport>(),
         entry::<lambda_report::LambdaReport>(),
+        entry::<savings_report::SavingsReport>(),
         entry::<organizations_report::OrganizationsReport>(),
         entry::<cost_report::CostReport>(),
         entry::<ec2_power::Ec2Stop>(),
         entry::<ec2_power::Ec2Start>(),
         entry::<rds_power::RdsStop>(),
         entry::<rds_power::RdsStart>(),
+        entry::<savings_fix::ReleaseAddress>(),
+        entry::<savings_fix::DeleteVolume>(),
         entry::<opsmanager_backup::OpsManagerBackup>(),
         entry::<chef_reconcile::ChefReconcile>(),
         entry::<service_report::ServiceReport>(),
@@ -412,6 +417,8 @@ mod tests {
                 "aws.ec2.start",
                 "aws.rds.stop",
                 "aws.rds.start",
+                "aws.ec2.release-address",
+                "aws.ebs.delete-volume",
                 "opsmanager.backup"
             ]
         );

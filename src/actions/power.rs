@@ -1,6 +1,7 @@
-//! What stopping and starting EC2 and RDS instances share: params that must select something
-//! (never everything), the protect tag, the `max_targets` bound, approval before any change,
-//! a dry run, and one result per target with every change logged with its actor.
+//! What every action that changes cloud resources shares — stopping and starting EC2 and RDS
+//! instances, and the savings fixes: a selection that must name something (never
+//! everything), the protect tag, the `max_targets` bound, approval before any change, a dry
+//! run, and one result per target with every change logged with its actor.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -155,6 +156,53 @@ impl Params for PowerParams {
     }
 }
 
+impl PowerParams {
+    /// The selection these params make.
+    pub fn selecting(&self) -> Selecting<'_> {
+        Selecting {
+            ids: &self.ids,
+            tags: &self.tags,
+            service: self.service.as_deref(),
+            selection: &self.selection,
+            max_targets: self.max_targets,
+            findings: None,
+        }
+    }
+}
+
+/// What a changing action's params select, and how many changes they allow.
+#[derive(Debug, Clone, Copy)]
+pub struct Selecting<'a> {
+    /// Resource ids.
+    pub ids: &'a [String],
+    /// Tags the resources must all carry.
+    pub tags: &'a BTreeMap<String, String>,
+    /// A registered service (name or id).
+    pub service: Option<&'a str>,
+    /// Accounts and regions.
+    pub selection: &'a Selection,
+    /// The run is refused when more targets than this would change.
+    pub max_targets: u32,
+    /// The savings findings the action fixes, at least this many days old (`None`: not
+    /// selected by findings).
+    pub findings: Option<u32>,
+}
+
+/// What [`Resource::find`] looks for: a [`Selecting`] with the service resolved.
+#[derive(Debug, Clone)]
+pub struct Wanted<'a> {
+    /// Accounts and regions.
+    pub selection: &'a Selection,
+    /// Resource ids, each once.
+    pub ids: Vec<String>,
+    /// Tags the resources must all carry.
+    pub tags: &'a BTreeMap<String, String>,
+    /// The registered service (name, tags) whose resources are wanted.
+    pub service: Option<(String, BTreeMap<String, String>)>,
+    /// Only resources the savings report finds, at least this many days old.
+    pub findings: Option<u32>,
+}
+
 /// A resource the selection found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
@@ -196,8 +244,41 @@ pub enum Step {
     Fail(String),
 }
 
-/// How one kind of resource is found and switched.
+/// How one kind of resource is found and changed.
 pub trait Resource: Send + Sync + 'static {
+    /// What is done to each target ([`Power`] for stop and start).
+    type Change: Copy + Send + Sync + 'static;
+
+    /// The resources `wanted` names: by ids, tags (all must match), the service (name and
+    /// tags) and findings, in the selected accounts and regions.
+    fn find(
+        ctx: &Context,
+        wanted: &Wanted<'_>,
+        matcher: &ServiceMatcher,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<Found, ActionError>> + Send;
+
+    /// What `candidate` needs for `change`.
+    fn step(candidate: &Candidate, change: Self::Change) -> Step;
+
+    /// Makes `change` to `ids` (all in the account and region of `config`), or with
+    /// `dry_run` asks AWS whether it would be allowed.
+    fn apply(
+        config: &SdkConfig,
+        ids: &[String],
+        change: Self::Change,
+        dry_run: bool,
+    ) -> impl Future<Output = Vec<(String, Switched)>> + Send;
+
+    /// A note for a target that is (or would be) changed this way.
+    fn note(change: Self::Change) -> Option<&'static str> {
+        let _ = change;
+        None
+    }
+}
+
+/// Resources that are stopped and started.
+pub trait Switchable: Resource<Change = Power> {
     /// The name of the action that stops it.
     const STOP: &'static str;
     /// What stopping it does, in one line.
@@ -206,41 +287,12 @@ pub trait Resource: Send + Sync + 'static {
     const START: &'static str;
     /// What starting it does, in one line.
     const START_SUMMARY: &'static str;
-
-    /// The resources the selection names: by `ids`, `tags` (all must match) and the service
-    /// (name and tags), in the selected accounts and regions.
-    fn find(
-        ctx: &Context,
-        query: &Selection,
-        ids: &[String],
-        tags: &BTreeMap<String, String>,
-        service: Option<(String, BTreeMap<String, String>)>,
-        matcher: &ServiceMatcher,
-        progress: &dyn Progress,
-    ) -> impl Future<Output = Result<Found, ActionError>> + Send;
-
-    /// What `candidate` needs for `power`.
-    fn step(candidate: &Candidate, power: Power) -> Step;
-
-    /// Switches `ids` (all in the account and region of `config`).
-    fn switch(
-        config: &SdkConfig,
-        ids: &[String],
-        power: Power,
-        dry_run: bool,
-    ) -> impl Future<Output = Vec<(String, Switched)>> + Send;
-
-    /// A note for a target that is (or would be) switched this way.
-    fn note(power: Power) -> Option<&'static str> {
-        let _ = power;
-        None
-    }
 }
 
 /// The action that stops (`STOP`) or starts resources `R`.
 pub struct Switch<R, const STOP: bool>(std::marker::PhantomData<R>);
 
-impl<R: Resource, const STOP: bool> Action for Switch<R, STOP> {
+impl<R: Switchable, const STOP: bool> Action for Switch<R, STOP> {
     const NAME: &'static str = if STOP { R::STOP } else { R::START };
     const SUMMARY: &'static str = if STOP {
         R::STOP_SUMMARY
@@ -257,7 +309,7 @@ impl<R: Resource, const STOP: bool> Action for Switch<R, STOP> {
         env: &RunEnv<'_>,
     ) -> Result<PowerOutcome, ActionError> {
         let power = if STOP { Power::Stop } else { Power::Start };
-        run::<R>(ctx, Self::NAME, params, power, env).await
+        run::<R>(ctx, Self::NAME, params.selecting(), power, env).await
     }
 
     fn assess(outcome: &PowerOutcome) -> Assessment {
@@ -265,7 +317,8 @@ impl<R: Resource, const STOP: bool> Action for Switch<R, STOP> {
     }
 }
 
-/// The result of a stop or start. Its serde form is the JSON contract of these actions.
+/// The result of a stop, a start or a fix. Its serde form is the JSON contract of these
+/// actions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PowerOutcome {
     /// Whether it was a dry run (nothing changed).
@@ -306,17 +359,17 @@ fn target(candidate: &Candidate, result: TargetOutcome, reason: Option<String>) 
     }
 }
 
-/// Stops or starts what `params` select: finds the resources, leaves protected ones alone,
-/// refuses more than `max_targets` changes, asks for approval, then switches each account ×
+/// Makes `change` to what `params` select: finds the resources, leaves protected ones alone,
+/// refuses more than `max_targets` changes, asks for approval, then changes each account ×
 /// region's targets together. Ids that are not found are failed targets.
 pub async fn run<R: Resource>(
     ctx: &Context,
     action: &'static str,
-    params: &PowerParams,
-    power: Power,
+    params: Selecting<'_>,
+    change: R::Change,
     env: &RunEnv<'_>,
 ) -> Result<PowerOutcome, ActionError> {
-    let service = match &params.service {
+    let service = match params.service {
         Some(key) => {
             let service = registered::named(ctx, "service", key).await?;
             if service.tags.is_empty() {
@@ -333,16 +386,14 @@ pub async fn run<R: Resource>(
         None => None,
     };
     let matcher = registered::matcher(ctx).await?;
-    let found = R::find(
-        ctx,
-        &params.selection,
-        &distinct(&params.ids),
-        &params.tags,
+    let wanted = Wanted {
+        selection: params.selection,
+        ids: distinct(params.ids),
+        tags: params.tags,
         service,
-        &matcher,
-        env.progress,
-    )
-    .await?;
+        findings: params.findings,
+    };
+    let found = R::find(ctx, &wanted, &matcher, env.progress).await?;
     if found.attempted > 0 && found.errors.len() >= found.attempted {
         let reasons: Vec<String> = found
             .errors
@@ -365,7 +416,7 @@ pub async fn run<R: Resource>(
                 ctx.settings.actions.protect_tag
             ))
         } else {
-            R::step(candidate, power)
+            R::step(candidate, change)
         };
         match step {
             Step::Switch => to_switch.push(candidate),
@@ -382,7 +433,7 @@ pub async fn run<R: Resource>(
             }
         }
     }
-    for id in &distinct(&params.ids) {
+    for id in &wanted.ids {
         if !found.candidates.iter().any(|c| &c.id == id) {
             results.push(TargetResult {
                 target: id.clone(),
@@ -406,7 +457,7 @@ pub async fn run<R: Resource>(
             params.max_targets
         )));
     }
-    let note = R::note(power).map(str::to_owned);
+    let note = R::note(change).map(str::to_owned);
     if !env.dry_run && !to_switch.is_empty() {
         let plan: Vec<TargetResult> = to_switch
             .iter()
@@ -433,7 +484,7 @@ pub async fn run<R: Resource>(
         let switched = match ctx.aws().await.part_config(account, region, &current).await {
             Ok(config) => {
                 let ids: Vec<String> = members.iter().map(|c| c.id.clone()).collect();
-                R::switch(&config, &ids, power, env.dry_run).await
+                R::apply(&config, &ids, change, env.dry_run).await
             }
             Err(e) => members
                 .iter()
@@ -452,6 +503,10 @@ pub async fn run<R: Resource>(
                 Switched::Changed(state) => TargetResult {
                     state_after: state,
                     ..target(candidate, TargetOutcome::Changed, note.clone())
+                },
+                Switched::Done { state, detail } => TargetResult {
+                    state_after: state,
+                    ..target(candidate, TargetOutcome::Changed, Some(detail))
                 },
                 Switched::Allowed => target(candidate, TargetOutcome::WouldChange, note.clone()),
                 Switched::Failed(reason) => target(candidate, TargetOutcome::Failed, Some(reason)),

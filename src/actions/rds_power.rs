@@ -2,13 +2,10 @@
 //! run, so a dry run lists the plan. Members of an Aurora cluster are skipped: their power is
 //! the cluster's.
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 
 use super::ActionError;
-use super::params::Selection;
-use super::power::{Candidate, Found, Resource, Step, Switch};
+use super::power::{Candidate, Found, Resource, Step, Switch, Switchable, Wanted};
 use crate::app::Context;
 use crate::plugins::Progress;
 use crate::plugins::aws::rds::{self, RdsQuery};
@@ -20,27 +17,32 @@ pub const RESTART_NOTE: &str = "AWS starts a stopped DB instance again after 7 d
 /// RDS DB instances, as targets of a stop or start.
 pub struct DbInstances;
 
-impl Resource for DbInstances {
+impl Switchable for DbInstances {
     const STOP: &'static str = "aws.rds.stop";
     const STOP_SUMMARY: &'static str = "Stop the RDS DB instances selected by ids, tags or service (AWS restarts them after 7 days)";
     const START: &'static str = "aws.rds.start";
     const START_SUMMARY: &'static str =
         "Start the RDS DB instances selected by ids, tags or service";
+}
+
+impl Resource for DbInstances {
+    type Change = Power;
 
     async fn find(
         ctx: &Context,
-        selection: &Selection,
-        ids: &[String],
-        tags: &BTreeMap<String, String>,
-        service: Option<(String, BTreeMap<String, String>)>,
+        wanted: &Wanted<'_>,
         matcher: &ServiceMatcher,
         progress: &dyn Progress,
     ) -> Result<Found, ActionError> {
         let query = RdsQuery {
-            targets: selection.targets(),
-            identifiers: ids.to_vec(),
-            tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            service: service.map(|(name, _)| name),
+            targets: wanted.selection.targets(),
+            identifiers: wanted.ids.clone(),
+            tags: wanted
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            service: wanted.service.as_ref().map(|(name, _)| name.clone()),
             ..RdsQuery::default()
         };
         let report = rds::instance_report(ctx.aws().await, &query, matcher, progress).await?;
@@ -77,7 +79,7 @@ impl Resource for DbInstances {
         }
     }
 
-    async fn switch(
+    async fn apply(
         config: &SdkConfig,
         ids: &[String],
         power: Power,

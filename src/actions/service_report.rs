@@ -1,5 +1,5 @@
-//! `services.report`: one registered service, its EC2 and RDS resources (found by its tags)
-//! and its cost for a period.
+//! `services.report`: one registered service, its EC2, RDS, EBS and Lambda resources (found
+//! by its tags), the waste among them, and its cost for a period.
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -11,8 +11,12 @@ use crate::app::Context;
 use crate::domain::service::{Service, ServiceKey};
 use crate::domain::{FieldError, ValidationErrors};
 use crate::plugins::aws::ce::{self, CostRow, CostSummary, Granularity, GroupBy};
+use crate::plugins::aws::ebs::{self, EbsQuery, EbsRow, EbsSummary};
 use crate::plugins::aws::ec2::{self, Ec2Query, Ec2Row, Ec2Summary};
+use crate::plugins::aws::lambdas::{self, LambdaQuery, LambdaRow, LambdaSummary};
+use crate::plugins::aws::prices::Prices;
 use crate::plugins::aws::rds::{self, RdsQuery, RdsRow, RdsSummary};
+use crate::plugins::aws::savings::{self, Finding, SavingsQuery, SavingsSummary};
 use crate::report::{Completeness, Report};
 
 /// Params of `services.report`.
@@ -85,16 +89,25 @@ pub struct ServiceReportOutcome {
     pub ec2: Report<Ec2Row, Ec2Summary>,
     /// Its RDS DB instances.
     pub rds: Report<RdsRow, RdsSummary>,
+    /// Its EBS volumes and snapshots.
+    pub ebs: Report<EbsRow, EbsSummary>,
+    /// Its Lambda functions.
+    pub lambda: Report<LambdaRow, LambdaSummary>,
+    /// The waste among its resources (the savings report narrowed to the service).
+    pub savings: Report<Finding, SavingsSummary>,
     /// Its cost (Cost Explorer filtered on all of its tags).
     pub cost: Report<CostRow, CostSummary>,
 }
 
 impl ServiceReportOutcome {
-    /// Complete when all three reports are, failed when all three failed, else partial.
+    /// Complete when every report is, failed when every one failed, else partial.
     pub fn completeness(&self) -> Completeness {
         let parts = [
             self.ec2.completeness(),
             self.rds.completeness(),
+            self.ebs.completeness(),
+            self.lambda.completeness(),
+            self.savings.completeness(),
             self.cost.completeness(),
         ];
         if parts.iter().all(|c| *c == Completeness::Complete) {
@@ -112,8 +125,8 @@ pub struct ServiceReport;
 
 impl Action for ServiceReport {
     const NAME: &'static str = "services.report";
-    const SUMMARY: &'static str =
-        "A registered service: its EC2 and RDS resources (by its tags) and its cost for a period";
+    const SUMMARY: &'static str = "A registered service: its EC2, RDS, EBS and Lambda resources \
+                                   (by its tags), the waste among them, and its cost for a period";
     const CHANGES: bool = false;
     type Params = ServiceReportParams;
     type Outcome = ServiceReportOutcome;
@@ -133,10 +146,28 @@ impl Action for ServiceReport {
             ..Ec2Query::default()
         };
         let rds_query = RdsQuery {
-            targets,
+            targets: targets.clone(),
             service: Some(service.name.clone()),
             ..RdsQuery::default()
         };
+        let ebs_query = EbsQuery {
+            targets: targets.clone(),
+            service: Some(service.name.clone()),
+            ..EbsQuery::default()
+        };
+        let lambda_query = LambdaQuery {
+            targets: targets.clone(),
+            service: Some(service.name.clone()),
+            ..LambdaQuery::default()
+        };
+        let savings_query = SavingsQuery {
+            targets,
+            service: Some(service.name.clone()),
+            thresholds: ctx.settings.savings.thresholds(),
+            ..SavingsQuery::default()
+        };
+        let prices = Prices::load(ctx.settings.aws.prices_file.as_deref())
+            .map_err(|e| ActionError::NotConfigured(e.to_string()))?;
         let cost_query = ce::CeQuery {
             period: params.cost().period(OffsetDateTime::now_utc().date()),
             granularity: Granularity::Monthly,
@@ -149,13 +180,52 @@ impl Action for ServiceReport {
         } else {
             vec![(service.name.clone(), service.tags.clone())]
         };
-        let ec2 = ec2::instance_report(aws, &ec2_query, &matcher, env.progress).await?;
-        let rds = rds::instance_report(aws, &rds_query, &matcher, env.progress).await?;
-        let cost = ce::cost_report(aws, &cost_query, &tagged, env.progress).await?;
+        // Each report is boxed: their futures together would not fit a worker thread's stack.
+        let ec2 = Box::pin(ec2::instance_report(
+            aws,
+            &ec2_query,
+            &matcher,
+            env.progress,
+        ))
+        .await?;
+        let rds = Box::pin(rds::instance_report(
+            aws,
+            &rds_query,
+            &matcher,
+            env.progress,
+        ))
+        .await?;
+        let ebs = Box::pin(ebs::storage_report(
+            aws,
+            &ebs_query,
+            &matcher,
+            &prices,
+            env.progress,
+        ))
+        .await?;
+        let lambda = Box::pin(lambdas::function_report(
+            aws,
+            &lambda_query,
+            &matcher,
+            env.progress,
+        ))
+        .await?;
+        let savings = Box::pin(savings::savings_report(
+            aws,
+            &savings_query,
+            &matcher,
+            &prices,
+            env.progress,
+        ))
+        .await?;
+        let cost = Box::pin(ce::cost_report(aws, &cost_query, &tagged, env.progress)).await?;
         Ok(ServiceReportOutcome {
             service,
             ec2,
             rds,
+            ebs,
+            lambda,
+            savings,
             cost,
         })
     }

@@ -18,10 +18,13 @@ use crate::actions::params::{Selection, TagFilter, parse_date};
 use crate::actions::power::{DEFAULT_MAX_TARGETS, PowerOutcome, PowerParams};
 use crate::actions::rds_power::{RdsStart, RdsStop};
 use crate::actions::rds_report::{RdsReport, RdsReportParams};
+use crate::actions::savings_fix::{DeleteVolume, DeleteVolumeParams, FixParams, ReleaseAddress};
+use crate::actions::savings_report::{self, SavingsReport, SavingsReportParams};
 use crate::app::Context;
 use crate::config::Settings;
 use crate::plugins::aws::ce::{Granularity, GroupBy};
 use crate::plugins::aws::ebs::EbsKind;
+use crate::plugins::aws::savings::FindingKind;
 use crate::render::{Extras, OutputFormat, ReportFormat};
 
 /// `pincher aws …`
@@ -102,6 +105,11 @@ enum AwsCommand {
         #[command(subcommand)]
         command: EbsCommand,
     },
+    /// Waste: resources that cost money and do nothing, with an estimated monthly cost.
+    Savings {
+        #[command(subcommand)]
+        command: SavingsCommand,
+    },
     /// Lambda functions.
     Lambda {
         #[command(subcommand)]
@@ -127,6 +135,9 @@ enum Ec2Command {
     Stop(PowerArgs),
     /// Start the instances selected by --ids, --tag or --service.
     Start(PowerArgs),
+    /// Release the Elastic IPs selected by --ids (allocation ids), --tag, --service or
+    /// --findings; only unassociated ones are released.
+    ReleaseAddress(FixArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +154,8 @@ enum RdsCommand {
 /// What to stop or start, and how.
 #[derive(Debug, Args)]
 struct PowerArgs {
-    /// Instance ids or DB instance identifiers (comma-separated).
+    /// Resource ids (comma-separated): instance ids, DB instance identifiers, allocation ids
+    /// or volume ids.
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     ids: Vec<String>,
     /// Only resources with this tag (repeatable; all must match).
@@ -164,6 +176,48 @@ struct PowerArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     output: OutputFormat,
+}
+
+/// What a savings fix changes, and how.
+#[derive(Debug, Args)]
+struct FixArgs {
+    #[command(flatten)]
+    change: PowerArgs,
+    /// Target the savings report's findings of this kind (idle addresses, unattached
+    /// volumes), narrowed by --ids, --tag and --service when given.
+    #[arg(long)]
+    findings: bool,
+    /// With --findings: only findings at least this many days old.
+    #[arg(long, value_name = "DAYS", requires = "findings")]
+    min_age_days: Option<u32>,
+}
+
+impl FixArgs {
+    fn params(&self, selection: Selection) -> FixParams {
+        FixParams {
+            ids: self.change.ids.clone(),
+            tags: self
+                .change
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect(),
+            service: self.change.service.clone(),
+            selection,
+            max_targets: self.change.max_targets,
+            findings: self.findings,
+            min_age_days: self.min_age_days,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct DeleteVolumeArgs {
+    #[command(flatten)]
+    fix: FixArgs,
+    /// Delete without taking a snapshot of each volume first.
+    #[arg(long)]
+    no_snapshot: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +265,16 @@ enum EbsCommand {
     /// Volumes and snapshots of the selected accounts and regions, with their registered
     /// services and estimated monthly cost.
     Report(EbsArgs),
+    /// Delete the unattached volumes selected by --ids, --tag, --service or --findings,
+    /// each after a snapshot (tagged pincher:deleted-volume) unless --no-snapshot.
+    DeleteVolume(DeleteVolumeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SavingsCommand {
+    /// Waste of the selected accounts and regions, sorted by estimated monthly cost: each
+    /// finding with why it is waste and what fixes it.
+    Report(SavingsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +316,33 @@ struct EbsArgs {
 }
 
 #[derive(Debug, Args)]
+struct SavingsArgs {
+    /// Only findings of this kind (repeatable or comma-separated; default all).
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',')]
+    kinds: Vec<FindingKind>,
+    /// Only resources with this tag (repeatable; every key must match, several values of
+    /// one key are alternatives).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
+    tags: Vec<TagFilter>,
+    /// Only resources of this registered service (by name).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
+    /// EBS snapshots of deleted volumes count from this age (default
+    /// `savings.snapshot_age_days`).
+    #[arg(long, value_name = "DAYS")]
+    snapshot_age_days: Option<i64>,
+    /// Instances count when stopped this many days (default `savings.stopped_days`).
+    #[arg(long, value_name = "DAYS")]
+    stopped_days: Option<i64>,
+    /// Manual RDS snapshots count from this age (default
+    /// `savings.database_snapshot_age_days`).
+    #[arg(long, value_name = "DAYS")]
+    database_snapshot_age_days: Option<i64>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
 struct LambdaArgs {
     /// Only functions on this runtime (repeatable), e.g. python3.12.
     #[arg(long = "runtime", value_name = "RUNTIME")]
@@ -259,6 +350,13 @@ struct LambdaArgs {
     /// Only functions on runtimes past their AWS deprecation date.
     #[arg(long)]
     deprecated: bool,
+    /// Only functions with this tag (repeatable; every key must match, several values of
+    /// one key are alternatives).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = TagFilter::parse)]
+    tags: Vec<TagFilter>,
+    /// Only functions of this registered service (by name).
+    #[arg(long, value_name = "NAME")]
+    service: Option<String>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -370,6 +468,10 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                 args.output.emit(&report, &ctx, &Extras::default())
             }
             Ec2Command::Stop(args) => power::<Ec2Stop>(settings, selection, args).await,
+            Ec2Command::ReleaseAddress(args) => {
+                let params = args.params(selection);
+                change_targets::<ReleaseAddress>(settings, params, &args.change).await
+            }
             Ec2Command::Start(args) => power::<Ec2Start>(settings, selection, args).await,
         },
         AwsCommand::Rds { command } => match command {
@@ -388,6 +490,15 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             RdsCommand::Start(args) => power::<RdsStart>(settings, selection, args).await,
         },
         AwsCommand::Ebs {
+            command: EbsCommand::DeleteVolume(args),
+        } => {
+            let params = DeleteVolumeParams {
+                target: args.fix.params(selection),
+                snapshot: !args.no_snapshot,
+            };
+            change_targets::<DeleteVolume>(settings, params, &args.fix.change).await
+        }
+        AwsCommand::Ebs {
             command: EbsCommand::Report(args),
         } => {
             let ctx = super::context(settings, true).await?;
@@ -400,14 +511,33 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             let report = actions::read::<EbsReport>(&ctx, &params, "EBS").await?;
             args.output.emit(&report, &ctx, &Extras::default())
         }
+        AwsCommand::Savings {
+            command: SavingsCommand::Report(args),
+        } => {
+            let ctx = super::context(settings, true).await?;
+            let params = checked(SavingsReportParams {
+                selection,
+                kinds: args.kinds,
+                tags: args.tags,
+                service: args.service,
+                snapshot_age_days: args.snapshot_age_days,
+                stopped_days: args.stopped_days,
+                database_snapshot_age_days: args.database_snapshot_age_days,
+            })?;
+            let report = actions::read::<SavingsReport>(&ctx, &params, "savings").await?;
+            args.output
+                .emit(&report, &ctx, &savings_report::chart(&report))
+        }
         AwsCommand::Lambda {
             command: LambdaCommand::Report(args),
         } => {
-            let ctx = super::context(settings, false).await?;
+            let ctx = super::context(settings, true).await?;
             let params = checked(LambdaReportParams {
                 selection,
                 runtimes: args.runtimes,
                 deprecated: args.deprecated,
+                tags: args.tags,
+                service: args.service,
             })?;
             let report = actions::read::<LambdaReport>(&ctx, &params, "Lambda").await?;
             args.output.emit(&report, &ctx, &Extras::default())
@@ -451,13 +581,31 @@ async fn power<A>(
 where
     A: Action<Params = PowerParams, Outcome = PowerOutcome>,
 {
-    let params = checked(PowerParams {
-        ids: args.ids,
-        tags: args.tags.into_iter().map(|t| (t.key, t.value)).collect(),
-        service: args.service,
+    let params = PowerParams {
+        ids: args.ids.clone(),
+        tags: args
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect(),
+        service: args.service.clone(),
         selection,
         max_targets: args.max_targets,
-    })?;
+    };
+    change_targets::<A>(settings, params, &args).await
+}
+
+/// Runs a changing action on targets: checks the params, asks (or refuses without a
+/// terminal), runs and prints one line per target.
+async fn change_targets<A>(
+    settings: Settings,
+    params: A::Params,
+    args: &PowerArgs,
+) -> anyhow::Result<Outcome>
+where
+    A: Action<Outcome = PowerOutcome>,
+{
+    let params = checked(params)?;
     let consent = Consent {
         dry_run: args.dry_run,
         yes: args.yes,

@@ -346,6 +346,24 @@ async fn report(
                     &outcome.rds.errors,
                 ),
                 (
+                    "ebs",
+                    outcome.ebs.rows.len(),
+                    outcome.ebs.completeness(),
+                    &outcome.ebs.errors,
+                ),
+                (
+                    "lambda",
+                    outcome.lambda.rows.len(),
+                    outcome.lambda.completeness(),
+                    &outcome.lambda.errors,
+                ),
+                (
+                    "savings",
+                    outcome.savings.rows.len(),
+                    outcome.savings.completeness(),
+                    &outcome.savings.errors,
+                ),
+                (
                     "cost",
                     outcome.cost.rows.len(),
                     outcome.cost.completeness(),

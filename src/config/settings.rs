@@ -54,6 +54,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// AWS access for reports.
     pub aws: AwsSettings,
+    /// The savings report's thresholds.
+    pub savings: SavingsSettings,
     /// MongoDB Ops Manager access for backups.
     pub opsmanager: OpsManagerSettings,
     /// Chef server access.
@@ -313,6 +315,49 @@ impl Default for AwsSettings {
             attempt_timeout_secs: 30,
             operation_timeout_secs: 120,
             prices_file: None,
+        }
+    }
+}
+
+/// The largest age threshold accepted, in days (ten years).
+pub const MAX_AGE_DAYS: i64 = 3650;
+
+/// `[savings]`: when old or stopped resources count as waste in the savings report (each
+/// can be given per run as a param of `aws.savings.report`), and whether it shows last
+/// month's bill for context.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SavingsSettings {
+    /// EBS snapshots whose volume is gone count as waste from this age, in days.
+    pub snapshot_age_days: i64,
+    /// EC2 instances count as waste when stopped for this many days.
+    pub stopped_days: i64,
+    /// Manual RDS snapshots count as waste from this age, in days.
+    pub database_snapshot_age_days: i64,
+    /// Show last month's billed total from Cost Explorer in the summary, for context. Each
+    /// report then makes one `ce:GetCostAndUsage` call, which AWS charges (0.01 USD).
+    pub billed_total: bool,
+}
+
+impl Default for SavingsSettings {
+    fn default() -> Self {
+        let defaults = crate::plugins::aws::savings::Thresholds::default();
+        Self {
+            snapshot_age_days: defaults.snapshot_age_days,
+            stopped_days: defaults.stopped_days,
+            database_snapshot_age_days: defaults.database_snapshot_age_days,
+            billed_total: true,
+        }
+    }
+}
+
+impl SavingsSettings {
+    /// The thresholds these settings give.
+    pub fn thresholds(&self) -> crate::plugins::aws::savings::Thresholds {
+        crate::plugins::aws::savings::Thresholds {
+            snapshot_age_days: self.snapshot_age_days,
+            stopped_days: self.stopped_days,
+            database_snapshot_age_days: self.database_snapshot_age_days,
         }
     }
 }
@@ -899,6 +944,21 @@ impl Settings {
         }
         if self.scheduler.lease_secs < 2 {
             return Err(invalid("scheduler.lease_secs", "expected at least 2"));
+        }
+        for (key, days) in [
+            ("savings.snapshot_age_days", self.savings.snapshot_age_days),
+            ("savings.stopped_days", self.savings.stopped_days),
+            (
+                "savings.database_snapshot_age_days",
+                self.savings.database_snapshot_age_days,
+            ),
+        ] {
+            if !(0..=MAX_AGE_DAYS).contains(&days) {
+                return Err(invalid(
+                    key,
+                    format!("expected 0 to {MAX_AGE_DAYS} days, got {days}"),
+                ));
+            }
         }
         if let Some(file) = &self.aws.prices_file
             && !file.is_file()

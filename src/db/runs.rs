@@ -155,6 +155,34 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Run, DbError> {
         .try_into()
 }
 
+/// The newest finished `ok` runs of `action`, at most `limit`, newest first, as (id, when it
+/// finished, params): enough to pick one without reading any output.
+#[tracing::instrument(level = "debug", name = "db runs.latest_ok", skip_all, fields(otel.kind = "client"))]
+pub async fn latest_ok(
+    db: &Db,
+    action: &str,
+    limit: u32,
+) -> Result<Vec<(Uuid, OffsetDateTime, serde_json::Value)>, DbError> {
+    let rows: Vec<(Uuid, Option<OffsetDateTime>, String)> = on_reader!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, finished_at, params FROM action_runs WHERE action = $1 \
+             AND outcome = 'ok' AND output IS NOT NULL ORDER BY id DESC LIMIT $2",
+        )
+        .bind(action)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+    })?;
+    rows.into_iter()
+        .filter_map(|(id, finished, params)| Some((id, finished?, params)))
+        .map(|(id, finished, params)| {
+            serde_json::from_str(&params)
+                .map(|params| (id, finished, params))
+                .map_err(|e| DbError::Corrupt(format!("action_runs.params is not valid JSON: {e}")))
+        })
+        .collect()
+}
+
 /// One page of runs, newest first.
 #[derive(Debug, Clone)]
 pub struct RunPage {

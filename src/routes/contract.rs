@@ -26,6 +26,7 @@ const QUERY_OPERATIONS: &[(&str, &str, &str, &[&str])] = &[
     ("/reports/aws/ec2", "get", "aws.ec2.report", &[]),
     ("/reports/aws/rds", "get", "aws.rds.report", &[]),
     ("/reports/aws/ebs", "get", "aws.ebs.report", &[]),
+    ("/reports/aws/savings", "get", "aws.savings.report", &[]),
     ("/reports/aws/lambda", "get", "aws.lambda.report", &[]),
     (
         "/reports/aws/organizations",

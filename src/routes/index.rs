@@ -41,6 +41,7 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
         "/reports/aws/ec2",
         "/reports/aws/rds",
         "/reports/aws/ebs",
+        "/reports/aws/savings",
         "/reports/aws/lambda",
         "/reports/aws/organizations",
         "/reports/aws/ce",

@@ -22,6 +22,7 @@ use crate::actions::organizations_report::OrganizationsReport;
 use crate::actions::params::from_query;
 use crate::actions::rds_report::RdsReport;
 use crate::actions::runner::execute;
+use crate::actions::savings_report::{SavingsReport, chart as savings_chart};
 use crate::actions::service_report::ServiceReport;
 use crate::actions::{Action, ActionError, Preapproved, RunOptions, Valid};
 use crate::domain::ValidationErrors;
@@ -72,6 +73,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ec2_report))
         .routes(routes!(rds_report))
         .routes(routes!(ebs_report))
+        .routes(routes!(savings_report))
         .routes(routes!(lambda_report))
         .routes(routes!(organizations_report))
         .routes(routes!(cost_report))
@@ -308,7 +310,34 @@ async fn ebs_report(
     report::<EbsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
 }
 
-/// Lambda functions, deprecated runtimes flagged.
+/// Waste across accounts and regions: each finding with why it is waste, its fix and an
+/// estimated monthly cost, sorted by money, with totals by kind, account and service.
+#[utoipa::path(
+    get,
+    path = "/reports/aws/savings",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        TargetQuery,
+        ("kind" = Option<String>, Query, description = "Comma-separated kinds of finding (default all): unattached-volume, idle-address, orphaned-snapshot, stopped-instance, previous-generation, gp2-volume, deprecated-runtime, stopped-database, old-database-snapshot"),
+        ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
+        ("service" = Option<String>, Query, description = "Only the resources of this registered service"),
+        ("snapshot_age_days" = Option<i64>, Query, description = "EBS snapshots of deleted volumes count from this age (default `savings.snapshot_age_days`)"),
+        ("stopped_days" = Option<i64>, Query, description = "Instances count when stopped this many days (default `savings.stopped_days`)"),
+        ("database_snapshot_age_days" = Option<i64>, Query, description = "Manual RDS snapshots count from this age (default `savings.database_snapshot_age_days`)")
+    ),
+    responses(AwsReportResponses)
+)]
+#[tracing::instrument(skip_all)]
+async fn savings_report(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    report::<SavingsReport, _, _>(&state, raw.as_deref(), &headers, savings_chart).await
+}
+
+/// Lambda functions with their tags and registered service, deprecated runtimes flagged.
 #[utoipa::path(
     get,
     path = "/reports/aws/lambda",
@@ -317,7 +346,9 @@ async fn ebs_report(
     params(
         TargetQuery,
         ("runtime" = Option<String>, Query, description = "Comma-separated runtimes"),
-        ("deprecated" = Option<bool>, Query, description = "Only functions on deprecated runtimes")
+        ("deprecated" = Option<bool>, Query, description = "Only functions on deprecated runtimes"),
+        ("tag" = Option<Vec<String>>, Query, description = "key=value; repeatable", style = Form, explode),
+        ("service" = Option<String>, Query, description = "Only the functions of this registered service")
     ),
     responses(AwsReportResponses)
 )]
@@ -375,7 +406,8 @@ async fn cost_report(
     report::<CostReport, _, _>(&state, raw.as_deref(), &headers, cost_report::chart).await
 }
 
-/// A registered service's resources (found by its tags) and its cost for the period.
+/// A registered service's resources (found by its tags), the waste among them, and its cost
+/// for the period.
 #[utoipa::path(
     get,
     path = "/services/{key}/report",
@@ -388,7 +420,7 @@ async fn cost_report(
         ("end" = Option<String>, Query, description = "First day not included (YYYY-MM-DD)")
     ),
     responses(
-        (status = 200, description = "The service, its EC2 and RDS resources and its cost", body = Object),
+        (status = 200, description = "The service, its EC2, RDS, EBS and Lambda resources, the waste among them, and its cost", body = Object),
         (status = 404, description = "No such service", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Bad parameter, named in errors", body = crate::middleware::error::Problem, content_type = "application/problem+json"),
         crate::middleware::error::AuthProblems,

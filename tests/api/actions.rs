@@ -26,8 +26,8 @@ both_backends! {
         assert_eq!(response.status().as_u16(), 200);
         let actions: Value = response.json().await.expect("json");
         let names: Vec<&str> = actions.as_array().expect("array").iter().filter_map(|a| a["name"].as_str()).collect();
-        assert_eq!(names.len(), 13, "{names:?}");
-        for name in ["aws.ec2.stop", "aws.rds.start", "opsmanager.backup", "chef.reconcile", "services.report", "aws.ce.report"] {
+        assert_eq!(names.len(), 16, "{names:?}");
+        for name in ["aws.savings.report", "aws.ec2.release-address", "aws.ebs.delete-volume", "aws.ec2.stop", "aws.rds.start", "opsmanager.backup", "chef.reconcile", "services.report", "aws.ce.report"] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
         let stop = actions.as_array().and_then(|a| a.iter().find(|a| a["name"] == "aws.ec2.stop")).expect("aws.ec2.stop");

@@ -349,6 +349,64 @@ async fn a_service_report_lists_its_resources_and_cost() {
         &[],
     )
     .await;
+    let idle = org
+        .create_volume(
+            m,
+            "us-east-1",
+            100,
+            aws_sdk_ec2::types::VolumeType::Gp2,
+            &[("service", "billing")],
+        )
+        .await;
+    org.create_volume(
+        m,
+        "us-east-1",
+        10,
+        aws_sdk_ec2::types::VolumeType::Gp2,
+        &[("service", "other")],
+    )
+    .await;
+    let role = org.create_role(m, "lambda-exec").await;
+    let zip = crate::support::moto::lambda_zip();
+    org.create_function(
+        m,
+        "us-east-1",
+        &role,
+        "invoicer",
+        "python3.12",
+        128,
+        3,
+        &zip,
+    )
+    .await;
+    let lambda = aws_sdk_lambda::Client::new(&org.config(m, "us-east-1"));
+    let arn = lambda
+        .get_function()
+        .function_name("invoicer")
+        .send()
+        .await
+        .expect("GetFunction")
+        .configuration
+        .and_then(|c| c.function_arn)
+        .expect("arn");
+    lambda
+        .tag_resource()
+        .resource(arn)
+        .tags("service", "billing")
+        .send()
+        .await
+        .expect("TagResource");
+    org.create_function(
+        m,
+        "us-east-1",
+        &role,
+        "unrelated",
+        "python3.12",
+        128,
+        3,
+        &zip,
+    )
+    .await;
     org.queue_cost_results(vec![
         json!({"ResultsByTime": [total("2026-10-01", "2026-11-01", "42.00")]}),
         json!({"ResultsByTime": [total("2026-09-01", "2026-10-01", "40.00")]}),
@@ -383,6 +441,26 @@ async fn a_service_report_lists_its_resources_and_cost() {
     assert_eq!(report["rds"]["rows"][0]["identifier"], "billing-db");
     assert_eq!(report["cost"]["summary"]["total"], "42.00");
     assert_eq!(report["cost"]["summary"]["change"], "2.00");
+    let column = |part: &str, field: &str| -> Vec<Value> {
+        report[part]["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r[field].clone())
+            .collect()
+    };
+    assert_eq!(column("ebs", "id"), [json!(idle)], "only its volume");
+    assert_eq!(
+        column("lambda", "name"),
+        [json!("invoicer")],
+        "only its function"
+    );
+    assert_eq!(
+        column("savings", "resource_id"),
+        [json!(idle)],
+        "only its waste"
+    );
+    assert_eq!(report["savings"]["summary"]["estimated_monthly"], "10.00");
 
     let missing = server.get("/services/nope/report", None).await;
     assert_eq!(missing.status(), 404);

@@ -192,6 +192,35 @@ async fn lambda_functions_with_deprecated_runtimes_flagged() {
         &zip,
     )
     .await;
+    // Tags are set after creation, as a team tagging its functions would.
+    let lambda_m = aws_sdk_lambda::Client::new(&org.config(m, "us-east-1"));
+    let arn = lambda_m
+        .get_function()
+        .function_name("old")
+        .send()
+        .await
+        .expect("GetFunction")
+        .configuration
+        .and_then(|c| c.function_arn)
+        .expect("arn");
+    lambda_m
+        .tag_resource()
+        .resource(&arn)
+        .tags("service", "billing")
+        .tags("team", "pay")
+        .send()
+        .await
+        .expect("TagResource");
+    pincher.ok(&[
+        "services",
+        "create",
+        "--name",
+        "billing",
+        "--owner",
+        "pay",
+        "--tag",
+        "service=billing",
+    ]);
 
     let report = pincher.json(&[
         "aws",
@@ -226,7 +255,11 @@ async fn lambda_functions_with_deprecated_runtimes_flagged() {
             .is_some_and(|t| t.starts_with("20")),
         "{old}"
     );
+    assert_eq!(old["tags"], json!({"service": "billing", "team": "pay"}));
+    assert_eq!(old["service"], "billing");
     let new = row("new");
+    assert_eq!(new["tags"], json!({}));
+    assert_eq!(new["service"], Value::Null);
     assert_eq!(new["deprecated"], false);
     assert_eq!(new["deprecation_date"], Value::Null);
     let legacy = row("legacy");
@@ -270,6 +303,22 @@ async fn lambda_functions_with_deprecated_runtimes_flagged() {
         "table",
     ]);
     assert!(table.contains("yes, since 2024-10-14"), "{table}");
+    for filter in [["--tag", "team=pay"], ["--service", "billing"]] {
+        let mut args = vec![
+            "aws",
+            "--all-accounts",
+            "--regions",
+            REGIONS,
+            "lambda",
+            "report",
+        ];
+        args.extend(filter);
+        assert_eq!(
+            column(&pincher.json(&args), "name"),
+            [json!("old")],
+            "{filter:?}"
+        );
+    }
 
     let server = pincher.serve();
     let http: Value = server
@@ -292,6 +341,22 @@ async fn lambda_functions_with_deprecated_runtimes_flagged() {
         column(&http, "name"),
         [json!("old")],
         "the current account, home region"
+    );
+    let http: Value = server
+        .get(
+            "/reports/aws/lambda?tag=service=billing&service=billing",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(column(&http, "name"), [json!("old")]);
+    let unknown = server.get("/reports/aws/lambda?service=nobody", None).await;
+    assert_eq!(
+        unknown.status().as_u16(),
+        400,
+        "an unregistered service is named"
     );
 }
 

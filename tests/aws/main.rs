@@ -6,8 +6,10 @@ mod support;
 
 mod cost;
 mod ec2;
+mod fixes;
 mod harness;
 mod inventory;
 mod power;
 mod rules;
+mod savings;
 mod storage;

@@ -1,5 +1,6 @@
-//! A rule on moto: stopping the `env=dev` instances stops exactly those, and a dry run of the
-//! same rule changes nothing.
+//! Rules on moto: stopping the `env=dev` instances stops exactly those, and a dry run of the
+//! same rule changes nothing; a cleanup rule releases the idle addresses the savings report
+//! finds.
 
 use serde_json::Value;
 
@@ -75,4 +76,49 @@ async fn a_rule_stops_exactly_the_dev_instances_and_its_dry_run_changes_nothing(
         next.contains("19:00:00 CE"),
         "fire times in Berlin time: {next}"
     );
+}
+
+#[tokio::test]
+async fn a_weekly_cleanup_rule_reports_the_waste_then_releases_the_idle_addresses() {
+    let pincher = Pincher::new(0).await;
+    let (org, m) = (&pincher.org, &pincher.org.management);
+    let ec2 = aws_sdk_ec2::Client::new(&org.config(m, REGION));
+    let idle = ec2
+        .allocate_address()
+        .send()
+        .await
+        .expect("AllocateAddress")
+        .allocation_id
+        .expect("allocation id");
+    let file = pincher.database.dir.path().join("cleanup.yaml");
+    std::fs::write(
+        &file,
+        "name: weekly-cleanup\n\
+         schedule: \"0 6 * * MON\"\n\
+         steps:\n  \
+           - action: aws.savings.report\n  \
+           - action: aws.ec2.release-address\n    \
+             params: {findings: true, min_age_days: 0}\n",
+    )
+    .expect("write the rule");
+    pincher.ok(&["rules", "apply", file.to_str().expect("path")]);
+
+    let run: Value =
+        serde_json::from_str(&pincher.ok(&["rules", "run", "weekly-cleanup", "--output", "json"]))
+            .expect("JSON");
+    assert_eq!(run["outcome"], "ok", "{run}");
+    let released = run["steps"][1]["run_id"].as_str().expect("the step's run");
+    let shown: Value =
+        serde_json::from_str(&pincher.ok(&["runs", "show", released, "--output", "json"]))
+            .expect("JSON");
+    assert_eq!(shown["results"][0]["target"], idle.as_str(), "{shown}");
+    assert_eq!(shown["results"][0]["result"], "changed", "{shown}");
+    let left = ec2
+        .describe_addresses()
+        .send()
+        .await
+        .expect("DescribeAddresses")
+        .addresses
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

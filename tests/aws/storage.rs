@@ -2,9 +2,7 @@
 //! that exist, of volumes gone, behind a registered AMI), each priced from the price table,
 //! from the CLI and over HTTP.
 
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, ResourceType, Tag, TagSpecification, VolumeType,
-};
+use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag, VolumeType};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -12,14 +10,6 @@ use crate::harness::Pincher;
 use crate::support::moto::{AccountCredentials, MotoOrg};
 
 const SEED: (&str, &str) = ("seed", "ebs");
-
-fn tags(extra: &[(&str, &str)], resource: ResourceType) -> TagSpecification {
-    let mut spec = TagSpecification::builder().resource_type(resource);
-    for (k, v) in std::iter::once(&SEED).chain(extra) {
-        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    spec.build()
-}
 
 async fn volume(
     org: &MotoOrg,
@@ -29,17 +19,8 @@ async fn volume(
     kind: VolumeType,
     extra: &[(&str, &str)],
 ) -> String {
-    let ec2 = aws_sdk_ec2::Client::new(&org.config(account, region));
-    ec2.create_volume()
-        .availability_zone(format!("{region}a"))
-        .size(gib)
-        .volume_type(kind)
-        .tag_specifications(tags(extra, ResourceType::Volume))
-        .send()
-        .await
-        .expect("CreateVolume")
-        .volume_id
-        .expect("volume id")
+    let tags: Vec<(&str, &str)> = std::iter::once(SEED).chain(extra.iter().copied()).collect();
+    org.create_volume(account, region, gib, kind, &tags).await
 }
 
 async fn snapshot(
@@ -48,24 +29,7 @@ async fn snapshot(
     region: &str,
     volume: &str,
 ) -> String {
-    let ec2 = aws_sdk_ec2::Client::new(&org.config(account, region));
-    ec2.create_snapshot()
-        .volume_id(volume)
-        .tag_specifications(tags(&[], ResourceType::Snapshot))
-        .send()
-        .await
-        .expect("CreateSnapshot")
-        .snapshot_id
-        .expect("snapshot id")
-}
-
-async fn delete_volume(org: &MotoOrg, account: &AccountCredentials, region: &str, volume: &str) {
-    let ec2 = aws_sdk_ec2::Client::new(&org.config(account, region));
-    ec2.delete_volume()
-        .volume_id(volume)
-        .send()
-        .await
-        .expect("DeleteVolume");
+    org.create_snapshot(account, region, volume, &[SEED]).await
 }
 
 fn row<'a>(report: &'a Value, id: &str) -> &'a Value {
@@ -119,7 +83,7 @@ async fn volumes_and_snapshots_of_every_account_and_region_each_priced_from_the_
     let of_used = snapshot(org, m, "us-east-1", &used).await;
     let gone = volume(org, m, "us-east-1", 20, VolumeType::Gp2, &[]).await;
     let orphan = snapshot(org, m, "us-east-1", &gone).await;
-    delete_volume(org, m, "us-east-1", &gone).await;
+    org.delete_volume(m, "us-east-1", &gone).await;
     // moto's RegisterImage makes a snapshot of its own for the image's root device: that
     // snapshot is the one behind the image.
     let ami = ec2

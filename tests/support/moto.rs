@@ -175,26 +175,75 @@ impl MotoOrg {
         tags: &[(&str, &str)],
     ) -> Vec<String> {
         let ec2 = aws_sdk_ec2::Client::new(&self.config(account, region));
-        let mut request = ec2
+        let request = ec2
             .run_instances()
             .image_id(AMI)
             .min_count(count)
             .max_count(count)
             .instance_type(instance_type.into());
-        if !tags.is_empty() {
-            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tags {
-                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-            }
-            request = request.tag_specifications(spec.build());
-        }
-        let output = request.send().await.expect("RunInstances");
+        let output = request
+            .set_tag_specifications(tag_specification(ResourceType::Instance, tags))
+            .send()
+            .await
+            .expect("RunInstances");
         output
             .instances
             .unwrap_or_default()
             .into_iter()
             .filter_map(|i| i.instance_id)
             .collect()
+    }
+
+    /// Creates an EBS volume of `gib` GiB and `kind` in zone `a` of `region`, tagged with
+    /// `tags`; returns its id.
+    pub async fn create_volume(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        gib: i32,
+        kind: aws_sdk_ec2::types::VolumeType,
+        tags: &[(&str, &str)],
+    ) -> String {
+        aws_sdk_ec2::Client::new(&self.config(account, region))
+            .create_volume()
+            .availability_zone(format!("{region}a"))
+            .size(gib)
+            .volume_type(kind)
+            .set_tag_specifications(tag_specification(ResourceType::Volume, tags))
+            .send()
+            .await
+            .expect("CreateVolume")
+            .volume_id
+            .expect("volume id")
+    }
+
+    /// Snapshots `volume`, tagging the snapshot with `tags`; returns its id.
+    pub async fn create_snapshot(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        volume: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        aws_sdk_ec2::Client::new(&self.config(account, region))
+            .create_snapshot()
+            .volume_id(volume)
+            .set_tag_specifications(tag_specification(ResourceType::Snapshot, tags))
+            .send()
+            .await
+            .expect("CreateSnapshot")
+            .snapshot_id
+            .expect("snapshot id")
+    }
+
+    /// Deletes `volume`.
+    pub async fn delete_volume(&self, account: &AccountCredentials, region: &str, volume: &str) {
+        aws_sdk_ec2::Client::new(&self.config(account, region))
+            .delete_volume()
+            .volume_id(volume)
+            .send()
+            .await
+            .expect("DeleteVolume");
     }
 
     /// Stops instances.
@@ -447,6 +496,21 @@ impl MotoOrg {
     fn organizations(&self) -> aws_sdk_organizations::Client {
         aws_sdk_organizations::Client::new(&self.config(&self.management, "us-east-1"))
     }
+}
+
+/// One tag specification of `resource` holding `tags`; none when `tags` is empty.
+fn tag_specification(
+    resource: ResourceType,
+    tags: &[(&str, &str)],
+) -> Option<Vec<TagSpecification>> {
+    if tags.is_empty() {
+        return None;
+    }
+    let mut spec = TagSpecification::builder().resource_type(resource);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    Some(vec![spec.build()])
 }
 
 /// A zip archive holding one small Python file.

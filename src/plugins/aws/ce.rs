@@ -154,6 +154,57 @@ pub fn default_period(today: Date) -> Period {
     Period { start, end }
 }
 
+/// The last full month before `today`.
+pub fn last_full_month(today: Date) -> Period {
+    let end = today.replace_day(1).unwrap_or(today);
+    let start = (end - Duration::days(1)).replace_day(1).unwrap_or(end);
+    Period { start, end }
+}
+
+/// What Cost Explorer says was billed in a period: every service and account the caller's
+/// bill covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Billed {
+    /// The period.
+    pub period: Period,
+    /// The metric, `UnblendedCost`.
+    pub metric: String,
+    /// The total.
+    pub amount: Decimal,
+    /// Its currency.
+    pub unit: String,
+    /// Whether Cost Explorer marks any of it as estimated (not final).
+    pub estimated: bool,
+}
+
+/// The total billed in `period` (`UnblendedCost`, one `ce:GetCostAndUsage` call per page).
+/// A period Cost Explorer has no data for is an error, never a zero.
+pub async fn billed_total(aws: &Aws, period: Period) -> Result<Billed, AwsError> {
+    const METRIC: &str = "UnblendedCost";
+    let client = aws_sdk_costexplorer::Client::new(aws.home_config());
+    let query = CeQuery {
+        period,
+        granularity: Granularity::Monthly,
+        metric: METRIC.into(),
+        group_by: None,
+        forecast: false,
+    };
+    let rows = cost_rows(&client, &query, period, None, None, UNGROUPED).await?;
+    let Some(first) = rows.first() else {
+        return Err(AwsError::Unreadable(format!(
+            "Cost Explorer has no {METRIC} for {} to {}",
+            period.start, period.end
+        )));
+    };
+    Ok(Billed {
+        period,
+        metric: METRIC.into(),
+        unit: first.unit.clone(),
+        amount: rows.iter().map(|r| r.amount).sum(),
+        estimated: rows.iter().any(|r| r.estimated),
+    })
+}
+
 /// The period of the same length just before `period`.
 pub fn previous_period(period: Period) -> Period {
     let first = |d: Date| d.day() == 1;
@@ -699,6 +750,23 @@ mod tests {
                 start: date!(2025 - 12 - 01),
                 end: date!(2026 - 01 - 01)
             }
+        );
+    }
+
+    #[test]
+    fn the_last_full_month_ends_where_this_month_begins() {
+        for today in [date!(2026 - 03 - 01), date!(2026 - 03 - 31)] {
+            assert_eq!(
+                last_full_month(today),
+                Period {
+                    start: date!(2026 - 02 - 01),
+                    end: date!(2026 - 03 - 01)
+                }
+            );
+        }
+        assert_eq!(
+            last_full_month(date!(2026 - 01 - 15)).start,
+            date!(2025 - 12 - 01)
         );
     }
 

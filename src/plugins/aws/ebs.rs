@@ -232,7 +232,15 @@ pub async fn storage_in(part: &Part, snapshots: bool) -> Result<Storage, AwsErro
     .await?
     {
         cap.count()?;
-        storage.snapshots.extend(page.snapshots.unwrap_or_default());
+        // `self` is the caller's account; a snapshot of another owner (moto lists its public
+        // AMIs' snapshots here) is not this account's storage.
+        storage
+            .snapshots
+            .extend(page.snapshots.unwrap_or_default().into_iter().filter(|s| {
+                s.owner_id
+                    .as_deref()
+                    .is_none_or(|owner| owner == part.account)
+            }));
     }
     let images = call(
         "ec2:DescribeImages",

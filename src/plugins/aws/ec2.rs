@@ -213,7 +213,10 @@ fn filters(query: &Ec2Query) -> Vec<Filter> {
 }
 
 /// Reads every instance of one account × region, page by page.
-async fn instances_in(part: Part, filters: Vec<Filter>) -> Result<Vec<(Part, Instance)>, AwsError> {
+pub(crate) async fn instances_in(
+    part: Part,
+    filters: Vec<Filter>,
+) -> Result<Vec<(Part, Instance)>, AwsError> {
     let client = aws_sdk_ec2::Client::new(&part.config);
     let mut pages = client
         .describe_instances()

@@ -2,54 +2,51 @@
 //! runtime flagged when AWS has deprecated it, and the total code storage.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use aws_sdk_lambda::types::FunctionConfiguration;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use time::macros::date;
 use time::{Date, OffsetDateTime};
 
-use super::{Aws, AwsError, PageCap, Part, Targets, call};
+use super::{Aws, AwsError, PageCap, Part, ServiceMatcher, Targets, call, tags_match};
 use crate::plugins::Progress;
 use crate::report::{Report, Tabular};
 
-/// Runtimes and the dates AWS deprecated them (or announced it will), from the Lambda
-/// runtime documentation ("Deprecated runtimes" and "Supported runtimes"), as of 2026-11.
-pub const RUNTIME_DEPRECATIONS: &[(&str, Date)] = &[
-    ("nodejs", date!(2016 - 10 - 31)),
-    ("nodejs4.3", date!(2020 - 03 - 05)),
-    ("nodejs6.10", date!(2019 - 08 - 12)),
-    ("nodejs8.10", date!(2020 - 03 - 06)),
-    ("nodejs10.x", date!(2021 - 07 - 30)),
-    ("nodejs12.x", date!(2023 - 03 - 31)),
-    ("nodejs14.x", date!(2023 - 12 - 04)),
-    ("nodejs16.x", date!(2024 - 06 - 12)),
-    ("nodejs18.x", date!(2025 - 09 - 01)),
-    ("python2.7", date!(2021 - 07 - 15)),
-    ("python3.6", date!(2022 - 07 - 18)),
-    ("python3.7", date!(2023 - 12 - 04)),
-    ("python3.8", date!(2024 - 10 - 14)),
-    ("python3.9", date!(2025 - 12 - 15)),
-    ("ruby2.5", date!(2021 - 07 - 30)),
-    ("ruby2.7", date!(2023 - 12 - 07)),
-    ("ruby3.2", date!(2026 - 03 - 31)),
-    ("java8", date!(2024 - 01 - 08)),
-    ("go1.x", date!(2024 - 01 - 08)),
-    ("provided", date!(2024 - 01 - 08)),
-    ("dotnetcore1.0", date!(2019 - 07 - 30)),
-    ("dotnetcore2.0", date!(2019 - 05 - 30)),
-    ("dotnetcore2.1", date!(2022 - 01 - 05)),
-    ("dotnetcore3.1", date!(2023 - 04 - 03)),
-    ("dotnet5.0", date!(2022 - 05 - 10)),
-    ("dotnet6", date!(2024 - 12 - 20)),
-    ("dotnet7", date!(2024 - 05 - 14)),
-];
+/// The runtime deprecation table shipped with pincher (`runtimes.toml`).
+const RUNTIMES: &str = include_str!("runtimes.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeTable {
+    #[allow(dead_code, reason = "documentation of the data, checked to be present")]
+    source: String,
+    #[allow(dead_code, reason = "documentation of the data, checked to be present")]
+    as_of: String,
+    deprecated: BTreeMap<String, toml::value::Datetime>,
+}
+
+/// Runtime → the date AWS deprecated it (or announced it will), from `runtimes.toml`. The
+/// file is compiled in and checked by a test, so a bad entry cannot ship; an entry that still
+/// fails to read is left out (and the runtime taken as supported).
+static DEPRECATIONS: LazyLock<BTreeMap<String, Date>> = LazyLock::new(|| {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    toml::from_str::<RuntimeTable>(RUNTIMES)
+        .map(|table| {
+            table
+                .deprecated
+                .into_iter()
+                .filter_map(|(runtime, date)| {
+                    Some((runtime, Date::parse(&date.to_string(), &format).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+});
 
 /// When AWS deprecates (or deprecated) `runtime`, if it has said so.
 pub fn deprecation_date(runtime: &str) -> Option<Date> {
-    RUNTIME_DEPRECATIONS
-        .iter()
-        .find(|(name, _)| *name == runtime)
-        .map(|(_, date)| *date)
+    DEPRECATIONS.get(runtime).copied()
 }
 
 /// What to include in a Lambda report.
@@ -61,6 +58,11 @@ pub struct LambdaQuery {
     pub runtimes: Vec<String>,
     /// Only functions on deprecated runtimes.
     pub deprecated_only: bool,
+    /// Only functions with these tags (values of one key are alternatives; keys must all
+    /// match).
+    pub tags: Vec<(String, String)>,
+    /// Only the functions of this registered service.
+    pub service: Option<String>,
 }
 
 /// One function.
@@ -88,6 +90,10 @@ pub struct LambdaRow {
     pub last_modified: String,
     /// Architectures, e.g. `x86_64`, `arm64`.
     pub architecture: String,
+    /// The registered service whose tags the function carries.
+    pub service: Option<String>,
+    /// Every tag.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Counts of a Lambda report.
@@ -118,6 +124,8 @@ impl Tabular for LambdaRow {
             "code (bytes)",
             "last modified",
             "architecture",
+            "service",
+            "tags",
         ]
     }
 
@@ -137,11 +145,22 @@ impl Tabular for LambdaRow {
             self.code_size_bytes.to_string(),
             self.last_modified.clone(),
             self.architecture.clone(),
+            self.service.clone().unwrap_or_default(),
+            self.tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         ]
     }
 }
 
-async fn functions_in(part: Part) -> Result<Vec<(Part, FunctionConfiguration)>, AwsError> {
+/// Functions whose tags are read at once in one account × region.
+const TAG_READS: usize = 8;
+
+/// Reads every function of one account × region with its tags (`lambda:ListTags` per
+/// function: ListFunctions does not return them).
+pub(crate) async fn functions_in(part: Part) -> Result<Vec<Function>, AwsError> {
     let client = aws_sdk_lambda::Client::new(&part.config);
     let mut pages = client
         .list_functions()
@@ -156,14 +175,47 @@ async fn functions_in(part: Part) -> Result<Vec<(Part, FunctionConfiguration)>, 
     .await?
     {
         cap.count()?;
-        for function in page.functions.unwrap_or_default() {
-            found.push((part.clone(), function));
-        }
+        found.extend(page.functions.unwrap_or_default());
     }
-    Ok(found)
+    futures::stream::iter(found.into_iter().map(|configuration| {
+        let client = &client;
+        async move {
+            let tags = match configuration.function_arn.as_deref() {
+                Some(arn) => call("lambda:ListTags", client.list_tags().resource(arn).send())
+                    .await?
+                    .tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                None => BTreeMap::new(),
+            };
+            Ok(Function {
+                configuration,
+                tags,
+            })
+        }
+    }))
+    .buffered(TAG_READS)
+    .collect::<Vec<Result<Function, AwsError>>>()
+    .await
+    .into_iter()
+    .collect()
 }
 
-fn row(part: &Part, f: FunctionConfiguration, today: Date) -> LambdaRow {
+/// A function as read: its configuration and its tags.
+#[derive(Debug)]
+pub(crate) struct Function {
+    /// What ListFunctions returned.
+    pub configuration: FunctionConfiguration,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+fn row(part: &Part, function: Function, today: Date, matcher: &ServiceMatcher) -> LambdaRow {
+    let Function {
+        configuration: f,
+        tags,
+    } = function;
     let runtime = f.runtime.map(|r| r.as_str().to_owned()).unwrap_or_default();
     let deprecation_date = deprecation_date(&runtime);
     LambdaRow {
@@ -184,6 +236,8 @@ fn row(part: &Part, f: FunctionConfiguration, today: Date) -> LambdaRow {
             .map(|a| a.as_str().to_owned())
             .collect::<Vec<_>>()
             .join(","),
+        service: matcher.service_of(&tags).map(str::to_owned),
+        tags,
     }
 }
 
@@ -192,18 +246,29 @@ fn row(part: &Part, f: FunctionConfiguration, today: Date) -> LambdaRow {
 pub async fn function_report(
     aws: &Aws,
     query: &LambdaQuery,
+    services: &ServiceMatcher,
     progress: &dyn Progress,
 ) -> Result<Report<LambdaRow, LambdaSummary>, AwsError> {
     let now = OffsetDateTime::now_utc();
-    let mut fan_out = aws.fan_out(&query.targets, progress, functions_in).await?;
-    let mut rows: Vec<LambdaRow> = std::mem::take(&mut fan_out.rows)
-        .into_iter()
-        .map(|(part, f)| row(&part, f, now.date()))
-        .filter(|row| {
-            (query.runtimes.is_empty() || query.runtimes.contains(&row.runtime))
-                && (!query.deprecated_only || row.deprecated)
+    let mut fan_out = aws
+        .fan_out(&query.targets, progress, |part| async move {
+            let functions = functions_in(part.clone()).await?;
+            Ok(functions
+                .into_iter()
+                .map(|f| row(&part, f, now.date(), services))
+                .filter(|row| {
+                    (query.runtimes.is_empty() || query.runtimes.contains(&row.runtime))
+                        && (!query.deprecated_only || row.deprecated)
+                        && tags_match(&query.tags, &row.tags)
+                        && query
+                            .service
+                            .as_ref()
+                            .is_none_or(|name| row.service.as_ref() == Some(name))
+                })
+                .collect::<Vec<_>>())
         })
-        .collect();
+        .await?;
+    let mut rows: Vec<LambdaRow> = std::mem::take(&mut fan_out.rows);
     rows.sort_by(|a, b| (&a.account, &a.region, &a.name).cmp(&(&b.account, &b.region, &b.name)));
     let mut summary = LambdaSummary {
         total: rows.len(),
@@ -223,6 +288,13 @@ pub async fn function_report(
     if query.deprecated_only {
         filters.insert("deprecated".into(), "true".into());
     }
+    if !query.tags.is_empty() {
+        let tags: Vec<String> = query.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        filters.insert("tag".into(), tags.join(","));
+    }
+    if let Some(name) = &query.service {
+        filters.insert("service".into(), name.clone());
+    }
     Ok(fan_out.into_report(
         "aws.lambda",
         "Lambda functions",
@@ -237,9 +309,24 @@ pub async fn function_report(
 mod tests {
     use super::*;
 
+    use time::macros::date;
+
     #[test]
-    fn deprecations_are_known_by_runtime() {
+    fn deprecations_are_read_from_the_data_file() {
         assert_eq!(deprecation_date("python3.8"), Some(date!(2024 - 10 - 14)));
+        assert_eq!(deprecation_date("nodejs18.x"), Some(date!(2025 - 09 - 01)));
         assert_eq!(deprecation_date("python3.13"), None);
+    }
+
+    #[test]
+    fn every_entry_of_the_data_file_is_a_date() {
+        let table: RuntimeTable = toml::from_str(RUNTIMES).expect("runtimes.toml");
+        assert!(!table.source.is_empty() && !table.as_of.is_empty());
+        assert!(table.deprecated.len() >= 20);
+        assert_eq!(
+            DEPRECATIONS.len(),
+            table.deprecated.len(),
+            "every entry is a plain date (YYYY-MM-DD)"
+        );
     }
 }

@@ -5,11 +5,13 @@
 pub mod ce;
 pub mod ebs;
 pub mod ec2;
+pub mod fixes;
 pub mod lambdas;
 pub mod organizations;
 pub mod permissions;
 pub mod prices;
 pub mod rds;
+pub mod savings;
 mod traced;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,6 +137,13 @@ pub enum Power {
 pub enum Switched {
     /// The change was made; the state AWS reported after it.
     Changed(Option<String>),
+    /// The change was made; the state after it, and what else was done on the way.
+    Done {
+        /// The state after it.
+        state: Option<String>,
+        /// What else was done (a snapshot taken first, say).
+        detail: String,
+    },
     /// A dry run: AWS says the change would be allowed.
     Allowed,
     /// AWS refused or failed it; its reason.

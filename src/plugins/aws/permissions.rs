@@ -7,7 +7,8 @@
 pub enum Policy {
     /// Reports and savings: reads only (`read-only.json`).
     ReadOnly,
-    /// The stop/start actions (`operator.json`, attached with the read-only one).
+    /// The stop/start actions and the savings fixes (`operator.json`, attached with the
+    /// read-only one).
     Operator,
     /// The S3 backup store, scoped to the bucket and prefix (`backups-s3.json.tftpl`).
     Backups,
@@ -63,6 +64,11 @@ pub const CALLS: &[Call] = &[
         Policy::ReadOnly,
     ),
     call(
+        "ec2:DescribeAddresses",
+        &["ec2:DescribeAddresses"],
+        Policy::ReadOnly,
+    ),
+    call(
         "ec2:DescribeImages",
         &["ec2:DescribeImages"],
         Policy::ReadOnly,
@@ -73,10 +79,16 @@ pub const CALLS: &[Call] = &[
         Policy::ReadOnly,
     ),
     call(
+        "rds:DescribeDBSnapshots",
+        &["rds:DescribeDBSnapshots"],
+        Policy::ReadOnly,
+    ),
+    call(
         "lambda:ListFunctions",
         &["lambda:ListFunctions"],
         Policy::ReadOnly,
     ),
+    call("lambda:ListTags", &["lambda:ListTags"], Policy::ReadOnly),
     call(
         "organizations:ListAccounts",
         &["organizations:ListAccounts"],
@@ -127,6 +139,17 @@ pub const CALLS: &[Call] = &[
         &["rds:StartDBInstance"],
         Policy::Operator,
     ),
+    call(
+        "ec2:ReleaseAddress",
+        &["ec2:ReleaseAddress"],
+        Policy::Operator,
+    ),
+    call(
+        "ec2:CreateSnapshot",
+        &["ec2:CreateSnapshot", "ec2:CreateTags"],
+        Policy::Operator,
+    ),
+    call("ec2:DeleteVolume", &["ec2:DeleteVolume"], Policy::Operator),
     call("s3:HeadObject", &["s3:GetObject"], Policy::Backups),
     call("s3:GetObject", &["s3:GetObject"], Policy::Backups),
     call("s3:PutObject", &["s3:PutObject"], Policy::Backups),

@@ -87,6 +87,9 @@ struct RegionPrices {
     eip_idle_hour: Option<Price>,
     #[serde(default)]
     instance_hour: BTreeMap<String, Price>,
+    #[serde(default)]
+    rds_gb_month: BTreeMap<String, Price>,
+    rds_snapshot_gb_month: Option<Price>,
 }
 
 /// Where a report's estimates come from, shown with them.
@@ -196,6 +199,24 @@ impl Prices {
             .ok_or_else(|| format!("{instance_type} instances in {region}"))
     }
 
+    /// The storage of a DB instance of `storage_type` and `gib` GiB in `region`, per month
+    /// (single-AZ; what a stopped instance still costs).
+    pub fn database_storage(&self, region: &str, storage_type: &str, gib: i64) -> Estimate {
+        self.region(region)
+            .and_then(|r| r.rds_gb_month.get(storage_type))
+            .map(|price| money(price.0 * Decimal::from(gib)))
+            .ok_or_else(|| format!("{storage_type} RDS storage in {region}"))
+    }
+
+    /// A manual DB snapshot of a `gib` GiB instance in `region`, per month (at most: AWS
+    /// bills what the snapshot stores).
+    pub fn database_snapshot(&self, region: &str, gib: i64) -> Estimate {
+        self.region(region)
+            .and_then(|r| r.rds_snapshot_gb_month)
+            .map(|price| money(price.0 * Decimal::from(gib)))
+            .ok_or_else(|| format!("RDS snapshots in {region}"))
+    }
+
     /// The current-generation type of a previous-generation `instance_type`
     /// (`m4.large` → `m5.large`); `None` for a current type.
     pub fn current_generation(&self, instance_type: &str) -> Option<String> {
@@ -258,6 +279,15 @@ mod tests {
             Some("m5.large")
         );
         assert_eq!(prices.current_generation("m5.large"), None);
+        assert_eq!(
+            prices.database_storage("us-east-1", "gp2", 20),
+            Ok(dec("2.30"))
+        );
+        assert_eq!(prices.database_snapshot("us-east-1", 20), Ok(dec("1.90")));
+        assert_eq!(
+            prices.database_storage("us-east-1", "aurora", 20),
+            Err("aurora RDS storage in us-east-1".into())
+        );
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Tabular for RdsRow {
     }
 }
 
-async fn instances_in(
+pub(crate) async fn instances_in(
     part: Part,
     identifiers: Vec<String>,
 ) -> Result<Vec<(Part, DbInstance)>, AwsError> {
