@@ -75,10 +75,7 @@ impl Action for EbsReport {
     ) -> Result<Self::Outcome, ActionError> {
         let prices = Prices::load(ctx.settings.aws.prices_file.as_deref())
             .map_err(|e| ActionError::NotConfigured(e.to_string()))?;
-        let service = match &params.service {
-            Some(key) => Some(registered::named(ctx, "service", key).await?.name),
-            None => None,
-        };
+        let service = registered::service_name(ctx, params.service.as_deref()).await?;
         let matcher = registered::matcher(ctx).await?;
         let query = EbsQuery {
             targets: params.selection.targets(),

@@ -75,10 +75,7 @@ impl Action for LambdaReport {
         params: &LambdaReportParams,
         env: &RunEnv<'_>,
     ) -> Result<Self::Outcome, ActionError> {
-        let service = match &params.service {
-            Some(key) => Some(registered::named(ctx, "service", key).await?.name),
-            None => None,
-        };
+        let service = registered::service_name(ctx, params.service.as_deref()).await?;
         let matcher = registered::matcher(ctx).await?;
         let query = LambdaQuery {
             targets: params.selection.targets(),

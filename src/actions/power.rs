@@ -23,12 +23,14 @@ use crate::report::ReportError;
 /// Targets changed by one run when `max_targets` is not given.
 pub const DEFAULT_MAX_TARGETS: u32 = 50;
 
-/// Params of `aws.ec2.stop|start` and `aws.rds.stop|start`. At least one of `ids`, `tags` and
-/// `service` must be given: an empty selection is refused, never taken as everything.
+/// Params of `aws.ec2.stop|start` and `aws.rds.stop|start` (and the targets of the savings
+/// fixes). At least one of `ids`, `tags` and `service` must be given: an empty selection is
+/// refused, never taken as everything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct PowerParams {
-    /// Instance ids (`i-…`) or DB instance identifiers.
+    /// Resource ids: instance ids (`i-…`) or DB instance identifiers for stop and start,
+    /// allocation ids (`eipalloc-…`) or volume ids (`vol-…`) for the savings fixes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(inline, value_type = Vec<String>, pattern = "^[A-Za-z0-9-]{1,255}$")]
     pub ids: Vec<String>,
@@ -67,6 +69,28 @@ impl Params for PowerParams {
     ];
 
     fn refine_schema(schema: &mut serde_json::Value) {
+        Self::refine_fields(schema);
+        // An empty selection is refused, never taken as everything.
+        refine::add_rule(
+            schema,
+            serde_json::json!({"anyOf": [
+                {"required": ["ids"], "properties": {"ids": {"minItems": 1}}},
+                {"required": ["tags"], "properties": {"tags": {"minProperties": 1}}},
+                {"required": ["service"], "properties": {"service": {"type": "string"}}}
+            ]}),
+        );
+    }
+
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        self.check(true, &mut errors);
+        result(errors)
+    }
+}
+
+impl PowerParams {
+    /// Refines the schema of every field, leaving out the rule that something be selected.
+    pub fn refine_fields(schema: &mut serde_json::Value) {
         let limits = crate::config::limits::current();
         Selection::refine_schema(schema);
         refine::set(schema, "ids", "maxItems", limits.ids.into());
@@ -93,20 +117,11 @@ impl Params for PowerParams {
             serde_json::json!({"type": "string", "maxLength": 256}),
         );
         refine::set(schema, "service", "pattern", SERVICE_KEY.into());
-        // An empty selection is refused, never taken as everything.
-        refine::add_rule(
-            schema,
-            serde_json::json!({"anyOf": [
-                {"required": ["ids"], "properties": {"ids": {"minItems": 1}}},
-                {"required": ["tags"], "properties": {"tags": {"minProperties": 1}}},
-                {"required": ["service"], "properties": {"service": {"type": "string"}}}
-            ]}),
-        );
     }
 
-    fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Vec::new();
-        if self.ids.is_empty() && self.tags.is_empty() && self.service.is_none() {
+    /// Checks every field; with `need_selection`, one of ids, tags and service must be given.
+    pub fn check(&self, need_selection: bool, errors: &mut Vec<FieldError>) {
+        if need_selection && self.ids.is_empty() && self.tags.is_empty() && self.service.is_none() {
             errors.push(FieldError::new(
                 "ids",
                 "select what to change with ids, tags or service; an empty selection is \
@@ -119,7 +134,7 @@ impl Params for PowerParams {
             if !ok {
                 errors.push(FieldError::new(
                     format!("ids[{i}]"),
-                    format!("{id:?} is not an instance id or DB instance identifier"),
+                    format!("{id:?} is not a resource id (letters, digits and -)"),
                 ));
             }
         }
@@ -147,16 +162,13 @@ impl Params for PowerParams {
             "limits.ids",
             self.ids.len(),
             limits.ids,
-            &mut errors,
+            errors,
         );
-        check_tag_filters("tags", self.tags.len(), &mut errors);
-        check_service("service", self.service.as_deref(), &mut errors);
-        self.selection.check(&mut errors);
-        result(errors)
+        check_tag_filters("tags", self.tags.len(), errors);
+        check_service("service", self.service.as_deref(), errors);
+        self.selection.check(errors);
     }
-}
 
-impl PowerParams {
     /// The selection these params make.
     pub fn selecting(&self) -> Selecting<'_> {
         Selecting {

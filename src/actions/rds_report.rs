@@ -71,10 +71,7 @@ impl Action for RdsReport {
         params: &RdsReportParams,
         env: &RunEnv<'_>,
     ) -> Result<Self::Outcome, ActionError> {
-        let service = match &params.service {
-            Some(key) => Some(registered::named(ctx, "service", key).await?.name),
-            None => None,
-        };
+        let service = registered::service_name(ctx, params.service.as_deref()).await?;
         let matcher = registered::matcher(ctx).await?;
         let query = RdsQuery {
             targets: params.selection.targets(),

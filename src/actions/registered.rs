@@ -45,6 +45,14 @@ pub async fn named(ctx: &Context, field: &str, key: &str) -> Result<Service, Act
     }
 }
 
+/// The name of the service the params field `service` names, if it names one.
+pub async fn service_name(ctx: &Context, key: Option<&str>) -> Result<Option<String>, ActionError> {
+    match key {
+        Some(key) => Ok(Some(named(ctx, "service", key).await?.name)),
+        None => Ok(None),
+    }
+}
+
 fn registry_unreadable(e: &DbError) -> ActionError {
     let message = format!("cannot read the registered services: {e}");
     if e.is_unavailable() {

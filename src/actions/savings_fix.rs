@@ -4,15 +4,12 @@
 //! at least N days old, so a rule can clean up on a schedule. A volume is snapshotted before it
 //! is deleted unless `snapshot` is false.
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 use serde::{Deserialize, Serialize};
 
-use super::params::{SERVICE_KEY, Selection, refine};
+use super::params::{refine, result};
 use super::power::{
-    Candidate, DEFAULT_MAX_TARGETS, Found, PowerOutcome, PowerParams, Resource, Selecting, Step,
-    Wanted, run,
+    Candidate, Found, PowerOutcome, PowerParams, Resource, Selecting, Step, Wanted, run,
 };
 use super::{Action, ActionError, Assessment, Params, RunEnv};
 use crate::app::Context;
@@ -21,30 +18,17 @@ use crate::domain::{FieldError, ValidationErrors};
 use crate::plugins::Progress;
 use crate::plugins::aws::fixes::{self, Fixable};
 use crate::plugins::aws::prices::Prices;
-use crate::plugins::aws::savings::{self, FindingKind, SavingsQuery};
+use crate::plugins::aws::savings::{self, FindingKind, SavingsQuery, Thresholds};
 use crate::plugins::aws::{Part, ServiceMatcher, Switched};
 
-/// Params of `aws.ec2.release-address`: the targets as for stop and start (`ids` are
-/// allocation ids), or `findings`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Params of `aws.ec2.release-address` (and the targets of `aws.ebs.delete-volume`): the
+/// selection of stop and start, or `findings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct FixParams {
-    /// Resource ids: allocation ids (`eipalloc-…`) or volume ids (`vol-…`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(inline, value_type = Vec<String>, pattern = "^[A-Za-z0-9-]{1,255}$")]
-    pub ids: Vec<String>,
-    /// Tags the resources must all carry, `{"KEY": "VALUE"}`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
-    /// A registered service (name or id): its resources, found by its tags.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// Accounts and regions.
+    /// The resources, as stop and start select them.
     #[serde(flatten)]
-    pub selection: Selection,
-    /// The run is refused when more targets than this would change.
-    #[schema(minimum = 1)]
-    pub max_targets: u32,
+    pub target: PowerParams,
     /// Target the savings report's findings of this action's kind (idle addresses,
     /// unattached volumes), narrowed by `ids`, `tags` and `service` when given.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -56,72 +40,24 @@ pub struct FixParams {
     pub min_age_days: Option<u32>,
 }
 
-impl Default for FixParams {
-    fn default() -> Self {
-        Self {
-            ids: Vec::new(),
-            tags: BTreeMap::new(),
-            service: None,
-            selection: Selection::default(),
-            max_targets: DEFAULT_MAX_TARGETS,
-            findings: false,
-            min_age_days: None,
-        }
-    }
-}
-
 impl FixParams {
-    /// The same selection as stop and start, for the checks they share.
-    fn as_power(&self) -> PowerParams {
-        PowerParams {
-            ids: self.ids.clone(),
-            tags: self.tags.clone(),
-            service: self.service.clone(),
-            selection: self.selection.clone(),
-            max_targets: self.max_targets,
-        }
-    }
-
     fn selecting(&self) -> Selecting<'_> {
         Selecting {
-            ids: &self.ids,
-            tags: &self.tags,
-            service: self.service.as_deref(),
-            selection: &self.selection,
-            max_targets: self.max_targets,
             findings: self.findings.then(|| self.min_age_days.unwrap_or(0)),
+            ..self.target.selecting()
         }
     }
 }
 
 impl Params for FixParams {
-    const QUERY_ALIASES: &'static [(&'static str, &'static str)] = &[
-        ("id", "ids"),
-        ("tag", "tags"),
-        ("region", "regions"),
-        ("account", "accounts"),
-    ];
+    const QUERY_ALIASES: &'static [(&'static str, &'static str)] = PowerParams::QUERY_ALIASES;
 
     fn refine_schema(schema: &mut serde_json::Value) {
-        // The checks of stop and start, with `findings` as one more way to select.
-        let mut power = schema.clone();
-        PowerParams::refine_schema(&mut power);
-        if let (Some(target), Some(refined)) = (
-            schema.get_mut("properties").and_then(|p| p.as_object_mut()),
-            power.get("properties").and_then(|p| p.as_object()),
-        ) {
-            for (name, property) in refined {
-                target.insert(name.clone(), property.clone());
-            }
-        }
-        if let Some(max_targets) = refine::property(schema, "max_targets") {
-            max_targets.remove("format");
-        }
+        PowerParams::refine_fields(schema);
         if let Some(min_age) = refine::property(schema, "min_age_days") {
             min_age.remove("format");
         }
-        refine::set(schema, "service", "pattern", SERVICE_KEY.into());
-        Selection::refine_schema(schema);
+        // As for stop and start, with `findings` as one more way to select.
         refine::add_rule(
             schema,
             serde_json::json!({"anyOf": [
@@ -141,14 +77,8 @@ impl Params for FixParams {
     }
 
     fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = match self.as_power().validate() {
-            Ok(()) => Vec::new(),
-            Err(e) => e.0,
-        };
-        if self.findings {
-            // `findings` selects on its own: the empty-selection error does not apply.
-            errors.retain(|e| !(e.field == "ids" && e.message.starts_with("select what")));
-        }
+        let mut errors = Vec::new();
+        self.target.check(!self.findings, &mut errors);
         if let Some(days) = self.min_age_days {
             if !self.findings {
                 errors.push(FieldError::new(
@@ -163,11 +93,7 @@ impl Params for FixParams {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ValidationErrors(errors))
-        }
+        result(errors)
     }
 }
 
@@ -193,7 +119,7 @@ impl Default for DeleteVolumeParams {
 }
 
 impl Params for DeleteVolumeParams {
-    const QUERY_ALIASES: &'static [(&'static str, &'static str)] = FixParams::QUERY_ALIASES;
+    const QUERY_ALIASES: &'static [(&'static str, &'static str)] = PowerParams::QUERY_ALIASES;
 
     fn refine_schema(schema: &mut serde_json::Value) {
         FixParams::refine_schema(schema);
@@ -301,7 +227,7 @@ async fn find<K: Kind>(
                 kinds: vec![K::FINDING],
                 tags: Vec::new(),
                 service: None,
-                thresholds: ctx.settings.savings.thresholds(),
+                thresholds: Thresholds::from(&ctx.settings.savings),
             };
             let report = savings::savings_report(aws, &query, matcher, &prices, progress).await?;
             Some(
@@ -469,6 +395,8 @@ impl Action for DeleteVolume {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn candidate(state: &str) -> Candidate {
@@ -511,7 +439,10 @@ mod tests {
         let nothing = FixParams::default().validate().expect_err("empty");
         assert!(nothing.0.iter().any(|e| e.field == "ids"));
         let stray = FixParams {
-            ids: vec!["vol-1".into()],
+            target: PowerParams {
+                ids: vec!["vol-1".into()],
+                ..PowerParams::default()
+            },
             min_age_days: Some(3),
             ..FixParams::default()
         };

@@ -134,17 +134,14 @@ impl Action for SavingsReport {
     ) -> Result<Self::Outcome, ActionError> {
         let prices = Prices::load(ctx.settings.aws.prices_file.as_deref())
             .map_err(|e| ActionError::NotConfigured(e.to_string()))?;
-        let service = match &params.service {
-            Some(key) => Some(registered::named(ctx, "service", key).await?.name),
-            None => None,
-        };
+        let service = registered::service_name(ctx, params.service.as_deref()).await?;
         let matcher = registered::matcher(ctx).await?;
         let query = SavingsQuery {
             targets: params.selection.targets(),
             kinds: params.kinds.clone(),
             tags: params.tags.iter().map(TagFilter::pair).collect(),
             service,
-            thresholds: params.thresholds(ctx.settings.savings.thresholds()),
+            thresholds: params.thresholds(Thresholds::from(&ctx.settings.savings)),
         };
         let aws = ctx.aws().await;
         let mut report = Box::pin(savings::savings_report(

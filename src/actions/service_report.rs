@@ -16,7 +16,7 @@ use crate::plugins::aws::ec2::{self, Ec2Query, Ec2Row, Ec2Summary};
 use crate::plugins::aws::lambdas::{self, LambdaQuery, LambdaRow, LambdaSummary};
 use crate::plugins::aws::prices::Prices;
 use crate::plugins::aws::rds::{self, RdsQuery, RdsRow, RdsSummary};
-use crate::plugins::aws::savings::{self, Finding, SavingsQuery, SavingsSummary};
+use crate::plugins::aws::savings::{self, Finding, SavingsQuery, SavingsSummary, Thresholds};
 use crate::report::{Completeness, Report};
 
 /// Params of `services.report`.
@@ -163,7 +163,7 @@ impl Action for ServiceReport {
         let savings_query = SavingsQuery {
             targets,
             service: Some(service.name.clone()),
-            thresholds: ctx.settings.savings.thresholds(),
+            thresholds: Thresholds::from(&ctx.settings.savings),
             ..SavingsQuery::default()
         };
         let prices = Prices::load(ctx.settings.aws.prices_file.as_deref())

@@ -192,19 +192,26 @@ struct FixArgs {
     min_age_days: Option<u32>,
 }
 
-impl FixArgs {
-    fn params(&self, selection: Selection) -> FixParams {
-        FixParams {
-            ids: self.change.ids.clone(),
+impl PowerArgs {
+    fn params(&self, selection: Selection) -> PowerParams {
+        PowerParams {
+            ids: self.ids.clone(),
             tags: self
-                .change
                 .tags
                 .iter()
                 .map(|t| (t.key.clone(), t.value.clone()))
                 .collect(),
-            service: self.change.service.clone(),
+            service: self.service.clone(),
             selection,
-            max_targets: self.change.max_targets,
+            max_targets: self.max_targets,
+        }
+    }
+}
+
+impl FixArgs {
+    fn params(&self, selection: Selection) -> FixParams {
+        FixParams {
+            target: self.change.params(selection),
             findings: self.findings,
             min_age_days: self.min_age_days,
         }
@@ -581,17 +588,7 @@ async fn power<A>(
 where
     A: Action<Params = PowerParams, Outcome = PowerOutcome>,
 {
-    let params = PowerParams {
-        ids: args.ids.clone(),
-        tags: args
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect(),
-        service: args.service.clone(),
-        selection,
-        max_targets: args.max_targets,
-    };
+    let params = args.params(selection);
     change_targets::<A>(settings, params, &args).await
 }
 

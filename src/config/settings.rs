@@ -341,23 +341,11 @@ pub struct SavingsSettings {
 
 impl Default for SavingsSettings {
     fn default() -> Self {
-        let defaults = crate::plugins::aws::savings::Thresholds::default();
         Self {
-            snapshot_age_days: defaults.snapshot_age_days,
-            stopped_days: defaults.stopped_days,
-            database_snapshot_age_days: defaults.database_snapshot_age_days,
+            snapshot_age_days: 30,
+            stopped_days: 14,
+            database_snapshot_age_days: 90,
             billed_total: true,
-        }
-    }
-}
-
-impl SavingsSettings {
-    /// The thresholds these settings give.
-    pub fn thresholds(&self) -> crate::plugins::aws::savings::Thresholds {
-        crate::plugins::aws::savings::Thresholds {
-            snapshot_age_days: self.snapshot_age_days,
-            stopped_days: self.stopped_days,
-            database_snapshot_age_days: self.database_snapshot_age_days,
         }
     }
 }

@@ -51,6 +51,9 @@ const NOT_BLANK: &str = "^[^\\u0000]*\\S[^\\u0000]*$";
 /// Every value `format=` takes.
 const FORMATS: &[&str] = &["json", "csv", "markdown", "md", "html", "table", "text"];
 
+/// Reports answered in JSON only (several reports in one document).
+const JSON_ONLY: &[&str] = &["/services/{key}/report"];
+
 /// A link target pincher accepts: http(s), a host name whose labels start with a letter, an
 /// optional port and a plain path. Narrower than what the server accepts, never wider.
 const LINK_URL: &str = "^https?://[a-z][a-z0-9]*(-[a-z0-9]+)*(\\.[a-z][a-z0-9]*(-[a-z0-9]+)*)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$";
@@ -228,11 +231,19 @@ fn derive_query(
     let mut derived = Vec::new();
     let mut names = Vec::new();
     if method == "get" {
-        derived.push(json!({
-            "name": "format", "in": "query", "required": false,
-            "description": "json (default), csv, markdown, html or table; or use Accept",
-            "schema": {"type": "string", "enum": FORMATS}
-        }));
+        derived.push(if JSON_ONLY.contains(&path) {
+            json!({
+                "name": "format", "in": "query", "required": false,
+                "description": "json, the only format of this report",
+                "schema": {"type": "string", "enum": ["json"]}
+            })
+        } else {
+            json!({
+                "name": "format", "in": "query", "required": false,
+                "description": "json (default), csv, markdown, html or table; or use Accept",
+                "schema": {"type": "string", "enum": FORMATS}
+            })
+        });
         names.push("format".to_owned());
     }
     if let Some(properties) = schema.get("properties").and_then(Value::as_object) {

@@ -137,3 +137,28 @@ async fn operation_ids_are_unique() {
         );
     }
 }
+
+#[tokio::test]
+async fn each_report_offers_only_the_formats_it_serves() {
+    let (_app, doc) = document().await;
+    let format = |path: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "format")
+            .map(|p| p["schema"]["enum"].clone())
+            .unwrap_or_else(|| panic!("{path} has no format parameter"))
+    };
+    assert_eq!(
+        format("/services/{key}/report"),
+        serde_json::json!(["json"])
+    );
+    let savings = format("/reports/aws/savings");
+    assert!(
+        savings
+            .as_array()
+            .is_some_and(|f| f.len() > 1 && f.contains(&"html".into())),
+        "{savings}"
+    );
+}

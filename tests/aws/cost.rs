@@ -238,16 +238,7 @@ async fn forecast_of_the_rest_of_the_month() {
 #[tokio::test]
 async fn cost_by_registered_service() {
     let pincher = Pincher::new(0).await;
-    pincher.ok(&[
-        "services",
-        "create",
-        "--name",
-        "billing",
-        "--owner",
-        "pay",
-        "--tag",
-        "service=billing",
-    ]);
+    pincher.register("billing", "pay", &["service=billing"]);
     pincher.ok(&[
         "services",
         "create",
@@ -306,16 +297,7 @@ async fn a_service_report_lists_its_resources_and_cost() {
     let pincher = Pincher::new(0).await;
     let org = &pincher.org;
     let m = &org.management;
-    pincher.ok(&[
-        "services",
-        "create",
-        "--name",
-        "billing",
-        "--owner",
-        "pay",
-        "--tag",
-        "service=billing",
-    ]);
+    pincher.register("billing", "pay", &["service=billing"]);
     let ids = org
         .run_instances(
             m,
@@ -379,23 +361,8 @@ async fn a_service_report_lists_its_resources_and_cost() {
         &zip,
     )
     .await;
-    let lambda = aws_sdk_lambda::Client::new(&org.config(m, "us-east-1"));
-    let arn = lambda
-        .get_function()
-        .function_name("invoicer")
-        .send()
-        .await
-        .expect("GetFunction")
-        .configuration
-        .and_then(|c| c.function_arn)
-        .expect("arn");
-    lambda
-        .tag_resource()
-        .resource(arn)
-        .tags("service", "billing")
-        .send()
-        .await
-        .expect("TagResource");
+    org.tag_function(m, "us-east-1", "invoicer", &[("service", "billing")])
+        .await;
     org.create_function(
         m,
         "us-east-1",

@@ -6,49 +6,9 @@
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VolumeType};
 use serde_json::{Value, json};
 
-use crate::harness::{Pincher, stderr};
+use crate::harness::{Pincher, json_with_code, pairs, results, stderr};
 
 const REGION: &str = "us-east-1";
-
-/// The results of a change printed as JSON, as sorted `(target, result)` pairs.
-fn results(out: &Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = out["targets"]
-        .as_array()
-        .expect("targets")
-        .iter()
-        .map(|t| {
-            (
-                t["target"].as_str().unwrap_or_default().to_owned(),
-                t["result"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = list
-        .iter()
-        .map(|(id, result)| ((*id).to_owned(), (*result).to_owned()))
-        .collect();
-    pairs.sort();
-    pairs
-}
-
-/// Runs `args` with `--output json`, expecting exit `code`; parses stdout.
-fn json_with_code(pincher: &Pincher, args: &[&str], code: i32) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["--output", "json"]);
-    let output = pincher.run(&args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "pincher {args:?}: {}",
-        stderr(&output)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
 
 fn target<'a>(out: &'a Value, id: &str) -> &'a Value {
     out["targets"]

@@ -82,6 +82,15 @@ impl Pincher {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
+    /// Registers the service `name` of `owner` with `tags` (`KEY=VALUE`).
+    pub fn register(&self, name: &str, owner: &str, tags: &[&str]) {
+        let mut args = vec!["services", "create", "--name", name, "--owner", owner];
+        for tag in tags {
+            args.extend(["--tag", tag]);
+        }
+        self.ok(&args);
+    }
+
     /// Runs with `--output json`, asserts exit 0 and parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut args = args.to_vec();
@@ -152,6 +161,47 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The per-target results of a change printed as JSON, as sorted `(target, result)` pairs.
+pub fn results(out: &serde_json::Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = out["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| {
+            (
+                t["target"].as_str().unwrap_or_default().to_owned(),
+                t["result"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// `(target, result)` pairs, sorted, to compare with [`results`].
+pub fn pairs<S: AsRef<str>>(list: &[(S, &str)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = list
+        .iter()
+        .map(|(id, result)| (id.as_ref().to_owned(), (*result).to_owned()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// Runs `args` with `--output json` expecting exit `code`, and parses stdout.
+pub fn json_with_code(pincher: &Pincher, args: &[&str], code: i32) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.extend(["--output", "json"]);
+    let output = pincher.run(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "pincher {args:?}: {}",
+        stderr(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
 }
 
 /// Stderr as text.

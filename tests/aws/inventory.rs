@@ -193,34 +193,14 @@ async fn lambda_functions_with_deprecated_runtimes_flagged() {
     )
     .await;
     // Tags are set after creation, as a team tagging its functions would.
-    let lambda_m = aws_sdk_lambda::Client::new(&org.config(m, "us-east-1"));
-    let arn = lambda_m
-        .get_function()
-        .function_name("old")
-        .send()
-        .await
-        .expect("GetFunction")
-        .configuration
-        .and_then(|c| c.function_arn)
-        .expect("arn");
-    lambda_m
-        .tag_resource()
-        .resource(&arn)
-        .tags("service", "billing")
-        .tags("team", "pay")
-        .send()
-        .await
-        .expect("TagResource");
-    pincher.ok(&[
-        "services",
-        "create",
-        "--name",
-        "billing",
-        "--owner",
-        "pay",
-        "--tag",
-        "service=billing",
-    ]);
+    org.tag_function(
+        m,
+        "us-east-1",
+        "old",
+        &[("service", "billing"), ("team", "pay")],
+    )
+    .await;
+    pincher.register("billing", "pay", &["service=billing"]);
 
     let report = pincher.json(&[
         "aws",

@@ -4,49 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Pincher, stderr};
+use crate::harness::{Pincher, json_with_code, pairs, results, stderr};
 
 const REGION: &str = "us-east-1";
-
-/// The results of a stop or start printed as JSON, by target id.
-fn results(out: &Value) -> Vec<(String, String)> {
-    let mut found: Vec<(String, String)> = out["targets"]
-        .as_array()
-        .expect("targets")
-        .iter()
-        .map(|t| {
-            (
-                t["target"].as_str().unwrap_or_default().to_owned(),
-                t["result"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-fn pairs(list: &[(&String, &str)]) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = list
-        .iter()
-        .map(|(id, result)| ((*id).clone(), (*result).to_owned()))
-        .collect();
-    pairs.sort();
-    pairs
-}
-
-/// Runs `args` expecting `code`, and parses stdout as JSON.
-fn json_with_code(pincher: &Pincher, args: &[&str], code: i32) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["--output", "json"]);
-    let output = pincher.run(&args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "pincher {args:?}: {}",
-        stderr(&output)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON output")
-}
 
 #[tokio::test]
 async fn stopping_by_tag_stops_exactly_those_instances() {

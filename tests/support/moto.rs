@@ -434,6 +434,31 @@ impl MotoOrg {
             .unwrap_or_else(|e| panic!("CreateFunction {name}: {e:?}"));
     }
 
+    /// Tags the Lambda function `name` with `tags`, after its creation.
+    pub async fn tag_function(
+        &self,
+        account: &AccountCredentials,
+        region: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) {
+        let lambda = aws_sdk_lambda::Client::new(&self.config(account, region));
+        let arn = lambda
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .expect("GetFunction")
+            .configuration
+            .and_then(|c| c.function_arn)
+            .expect("function arn");
+        let mut request = lambda.tag_resource().resource(arn);
+        for (key, value) in tags {
+            request = request.tags(*key, *value);
+        }
+        request.send().await.expect("TagResource");
+    }
+
     /// Creates the organizational unit `name` under `parent` (a root or unit id); returns its id.
     pub async fn create_unit(&self, parent: &str, name: &str) -> String {
         self.organizations()

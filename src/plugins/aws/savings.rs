@@ -18,6 +18,7 @@ use super::ec2::tag_map;
 use super::lambdas::Function;
 use super::prices::{Estimate, PriceSource, Prices, money};
 use super::{Aws, AwsError, PageCap, Part, ServiceMatcher, Targets, call, tags_match, to_time};
+use crate::config::SavingsSettings;
 use crate::plugins::Progress;
 use crate::report::{Report, Tabular};
 
@@ -149,10 +150,16 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
+        Self::from(&SavingsSettings::default())
+    }
+}
+
+impl From<&SavingsSettings> for Thresholds {
+    fn from(settings: &SavingsSettings) -> Self {
         Self {
-            snapshot_age_days: 30,
-            stopped_days: 14,
-            database_snapshot_age_days: 90,
+            snapshot_age_days: settings.snapshot_age_days,
+            stopped_days: settings.stopped_days,
+            database_snapshot_age_days: settings.database_snapshot_age_days,
         }
     }
 }
