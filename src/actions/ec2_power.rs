@@ -53,6 +53,7 @@ impl Resource for Instances {
                     state: row.state,
                     tags: row.tags.unwrap_or_default(),
                     cluster: None,
+                    attached_to: None,
                 })
                 .collect(),
             errors: report.errors,

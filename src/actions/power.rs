@@ -230,6 +230,8 @@ pub struct Candidate {
     pub tags: BTreeMap<String, String>,
     /// The Aurora cluster it belongs to, for DB instances.
     pub cluster: Option<String>,
+    /// What it is attached to, for volumes and addresses (an instance or interface id).
+    pub attached_to: Option<String>,
 }
 
 /// What the selection found, and the parts that could not be read.

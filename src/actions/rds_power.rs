@@ -57,6 +57,7 @@ impl Resource for DbInstances {
                     state: row.status,
                     tags: row.tags,
                     cluster: row.cluster,
+                    attached_to: None,
                 })
                 .collect(),
             errors: report.errors,

@@ -141,7 +141,7 @@ trait Kind: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<Vec<Fixable>, crate::plugins::aws::AwsError>> + Send;
 
     /// What a resource in `state`, attached to `attached_to`, needs.
-    fn step(state: &str, attached_to: Option<&str>) -> Step;
+    fn judge(state: &str, attached_to: Option<&str>) -> Step;
 }
 
 /// Elastic IPs.
@@ -154,7 +154,7 @@ impl Kind for Addresses {
         fixes::addresses_in(part).await
     }
 
-    fn step(state: &str, attached_to: Option<&str>) -> Step {
+    fn judge(state: &str, attached_to: Option<&str>) -> Step {
         match (state, attached_to) {
             ("unassociated", _) => Step::Switch,
             (_, Some(to)) => Step::Fail(format!(
@@ -175,7 +175,7 @@ impl Kind for Volumes {
         fixes::volumes_in(part).await
     }
 
-    fn step(state: &str, attached_to: Option<&str>) -> Step {
+    fn judge(state: &str, attached_to: Option<&str>) -> Step {
         match (state, attached_to) {
             ("available", _) => Step::Switch,
             ("deleting" | "deleted", _) => Step::Nothing,
@@ -255,13 +255,11 @@ async fn find<K: Kind>(
         .map(|(account, region, fixable)| Candidate {
             account,
             region,
-            state: match &fixable.attached_to {
-                Some(to) => format!("{} ({to})", fixable.state),
-                None => fixable.state,
-            },
+            state: fixable.state,
             id: fixable.id,
             tags: fixable.tags,
             cluster: None,
+            attached_to: fixable.attached_to,
         })
         .collect();
     Ok(Found {
@@ -269,15 +267,6 @@ async fn find<K: Kind>(
         errors: found.errors,
         attempted: found.attempted,
     })
-}
-
-/// What a candidate needs: its state is `STATE` or `STATE (ATTACHED_TO)`.
-fn step_of<K: Kind>(candidate: &Candidate) -> Step {
-    let (state, attached_to) = match candidate.state.split_once(" (") {
-        Some((state, rest)) => (state, rest.strip_suffix(')')),
-        None => (candidate.state.as_str(), None),
-    };
-    K::step(state, attached_to)
 }
 
 impl Resource for Addresses {
@@ -293,7 +282,7 @@ impl Resource for Addresses {
     }
 
     fn step(candidate: &Candidate, (): ()) -> Step {
-        step_of::<Self>(candidate)
+        Self::judge(&candidate.state, candidate.attached_to.as_deref())
     }
 
     async fn apply(
@@ -320,7 +309,7 @@ impl Resource for Volumes {
     }
 
     fn step(candidate: &Candidate, _snapshot: bool) -> Step {
-        step_of::<Self>(candidate)
+        Self::judge(&candidate.state, candidate.attached_to.as_deref())
     }
 
     async fn apply(
@@ -395,35 +384,19 @@ impl Action for DeleteVolume {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-
-    fn candidate(state: &str) -> Candidate {
-        Candidate {
-            account: "1".into(),
-            region: "r".into(),
-            id: "x".into(),
-            state: state.into(),
-            tags: BTreeMap::new(),
-            cluster: None,
-        }
-    }
 
     #[test]
     fn only_unattached_resources_are_changed() {
-        assert_eq!(step_of::<Volumes>(&candidate("available")), Step::Switch);
+        assert_eq!(Volumes::judge("available", None), Step::Switch);
         assert!(matches!(
-            step_of::<Volumes>(&candidate("in-use (i-1)")),
+            Volumes::judge("in-use", Some("i-1")),
             Step::Fail(reason) if reason.contains("attached to i-1")
         ));
-        assert_eq!(step_of::<Volumes>(&candidate("deleted")), Step::Nothing);
-        assert_eq!(
-            step_of::<Addresses>(&candidate("unassociated")),
-            Step::Switch
-        );
+        assert_eq!(Volumes::judge("deleted", None), Step::Nothing);
+        assert_eq!(Addresses::judge("unassociated", None), Step::Switch);
         assert!(matches!(
-            step_of::<Addresses>(&candidate("associated (i-2)")),
+            Addresses::judge("associated", Some("i-2")),
             Step::Fail(reason) if reason.contains("associated with i-2")
         ));
     }
