@@ -10,7 +10,7 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use time::OffsetDateTime;
 
 use super::ec2::tag_map;
-use super::{AwsError, Part, Switched, call, to_time};
+use super::{AwsError, Part, Switched, to_time};
 use crate::plugins::observe;
 use crate::plugins::sdk::describe_sdk_error;
 
@@ -35,11 +35,8 @@ pub struct Fixable {
 
 /// Every Elastic IP of one account × region.
 pub async fn addresses_in(part: &Part) -> Result<Vec<Fixable>, AwsError> {
-    let client = aws_sdk_ec2::Client::new(&part.config);
-    let found = call("ec2:DescribeAddresses", client.describe_addresses().send()).await?;
-    Ok(found
-        .addresses
-        .unwrap_or_default()
+    Ok(super::savings::addresses_in(part)
+        .await?
         .into_iter()
         .filter_map(|address| {
             // moto answers an unassociated address with empty strings, AWS with nothing.

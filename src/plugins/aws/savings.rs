@@ -318,7 +318,8 @@ struct Inventory {
     database_snapshots: Vec<DbSnapshot>,
 }
 
-async fn addresses_in(part: &Part) -> Result<Vec<Address>, AwsError> {
+/// Every Elastic IP of one account × region, as DescribeAddresses gives them.
+pub(crate) async fn addresses_in(part: &Part) -> Result<Vec<Address>, AwsError> {
     let client = aws_sdk_ec2::Client::new(&part.config);
     let found = call("ec2:DescribeAddresses", client.describe_addresses().send()).await?;
     Ok(found.addresses.unwrap_or_default())
