@@ -328,25 +328,12 @@ impl Metrics {
     /// Shows the newest recorded full savings run (a rule's step, or an action run made
     /// through the API, by any replica) when it is newer than the one shown.
     async fn refresh_savings(&self, db: &Db) -> Result<(), crate::db::DbError> {
-        let runs = crate::db::runs::latest_ok(db, SAVINGS_ACTION, SAVINGS_RUNS_SCANNED).await?;
-        let Some((id, finished, _)) = runs.into_iter().find(|(_, _, params)| full_savings(params))
-        else {
-            return Ok(());
-        };
         let shown = *self
             .savings_shown
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if shown.is_some_and(|at| at >= finished) {
-            return Ok(());
-        }
-        let run = crate::db::runs::get(db, id).await?;
-        let summary = run
-            .output
-            .and_then(|mut output| serde_json::from_value(output["summary"].take()).ok());
-        match summary {
-            Some(summary) => self.record_savings(finished, &summary),
-            None => tracing::debug!(run = %id, "a savings run's summary cannot be read"),
+        if let Some((finished, summary)) = latest_savings(db, shown).await? {
+            self.record_savings(finished, &summary);
         }
         Ok(())
     }
@@ -511,6 +498,31 @@ impl Metrics {
 
 /// Whether a savings run's params ask for the whole picture of its accounts and regions: no
 /// tag or service filter (a kind filter is fine: only those kinds are replaced).
+/// The summary of the newest recorded full savings run (a rule's step, or an action run made
+/// through the API, by any replica) and when it finished, unless it finished no later than
+/// `newer_than`.
+pub async fn latest_savings(
+    db: &Db,
+    newer_than: Option<OffsetDateTime>,
+) -> Result<Option<(OffsetDateTime, SavingsSummary)>, crate::db::DbError> {
+    let runs = crate::db::runs::latest_ok(db, SAVINGS_ACTION, SAVINGS_RUNS_SCANNED).await?;
+    let Some((id, finished, _)) = runs.into_iter().find(|(_, _, params)| full_savings(params))
+    else {
+        return Ok(None);
+    };
+    if newer_than.is_some_and(|at| at >= finished) {
+        return Ok(None);
+    }
+    let run = crate::db::runs::get(db, id).await?;
+    let summary = run
+        .output
+        .and_then(|mut output| serde_json::from_value(output["summary"].take()).ok());
+    if summary.is_none() {
+        tracing::debug!(run = %id, "a savings run's summary cannot be read");
+    }
+    Ok(summary.map(|s| (finished, s)))
+}
+
 pub fn full_savings(params: &serde_json::Value) -> bool {
     let empty = |key: &str| {
         params

@@ -9,7 +9,6 @@ use super::{Action, ActionError, Assessment, Params, RunEnv, registered};
 use crate::app::Context;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::plugins::aws::ce::{self, CostRow, CostSummary, Granularity, GroupBy};
-use crate::render::{Extras, chart};
 use crate::report::{Period, Report};
 
 /// The metric reported when none is given.
@@ -149,15 +148,5 @@ impl Action for CostReport {
 
     fn assess(outcome: &Self::Outcome) -> Assessment {
         Assessment::of_report(outcome)
-    }
-}
-
-/// The cost-over-time chart drawn above the table of a cost report.
-pub fn chart(report: &Report<CostRow, CostSummary>) -> Extras {
-    Extras {
-        chart_svg: Some(chart::cost_over_time(
-            &ce::cost_over_time(&report.rows),
-            &report.summary.unit,
-        )),
     }
 }

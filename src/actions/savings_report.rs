@@ -18,8 +18,6 @@ use crate::plugins::aws::prices::Prices;
 use crate::plugins::aws::savings::{
     self, Finding, FindingKind, SavingsQuery, SavingsSummary, Thresholds,
 };
-use crate::render::Extras;
-use crate::render::chart::bar_chart;
 use crate::report::{Completeness, Report};
 
 /// Params of `aws.savings.report`.
@@ -170,36 +168,5 @@ impl Action for SavingsReport {
 
     fn assess(outcome: &Self::Outcome) -> Assessment {
         Assessment::of_report(outcome)
-    }
-}
-
-/// The bar chart of estimated monthly waste by kind drawn above the table of a savings
-/// report: priced kinds only, largest first.
-pub fn chart(report: &Report<Finding, SavingsSummary>) -> Extras {
-    use rust_decimal::prelude::ToPrimitive;
-    let mut kinds: Vec<(&FindingKind, &savings::Tally)> = report
-        .summary
-        .by_kind
-        .iter()
-        .filter(|(_, tally)| !tally.estimated_monthly.is_zero())
-        .collect();
-    kinds.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.estimated_monthly));
-    let points: Vec<(String, f64, String)> = kinds
-        .into_iter()
-        .map(|(kind, tally)| {
-            (
-                kind.as_str().to_owned(),
-                tally.estimated_monthly.to_f64().unwrap_or_default(),
-                format!(
-                    "{} USD/month, {} finding(s)",
-                    tally.estimated_monthly.round_dp(2),
-                    tally.findings
-                ),
-            )
-        })
-        .collect();
-    Extras {
-        chart_svg: (!points.is_empty())
-            .then(|| bar_chart("Estimated monthly waste by kind", "USD", &points)),
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::actions::{self, Consent, checked};
 use super::{Outcome, emit_report, with_stdout};
 use crate::actions::Action;
-use crate::actions::cost_report::{self, CostReport, CostReportParams, DEFAULT_METRIC};
+use crate::actions::cost_report::{CostReport, CostReportParams, DEFAULT_METRIC};
 use crate::actions::ebs_report::{EbsReport, EbsReportParams};
 use crate::actions::ec2_power::{Ec2Start, Ec2Stop};
 use crate::actions::ec2_report::{Ec2Report, Ec2ReportParams};
@@ -19,13 +19,13 @@ use crate::actions::power::{DEFAULT_MAX_TARGETS, PowerOutcome, PowerParams};
 use crate::actions::rds_power::{RdsStart, RdsStop};
 use crate::actions::rds_report::{RdsReport, RdsReportParams};
 use crate::actions::savings_fix::{DeleteVolume, DeleteVolumeParams, FixParams, ReleaseAddress};
-use crate::actions::savings_report::{self, SavingsReport, SavingsReportParams};
+use crate::actions::savings_report::{SavingsReport, SavingsReportParams};
 use crate::app::Context;
 use crate::config::Settings;
 use crate::plugins::aws::ce::{Granularity, GroupBy};
 use crate::plugins::aws::ebs::EbsKind;
 use crate::plugins::aws::savings::FindingKind;
-use crate::render::{Extras, OutputFormat, ReportFormat};
+use crate::render::{OutputFormat, ReportFormat};
 
 /// `pincher aws …`
 #[derive(Debug, Args)]
@@ -392,19 +392,12 @@ impl OutputArgs {
         &self,
         report: &crate::report::Report<R, S>,
         ctx: &Context,
-        extras: &Extras,
     ) -> anyhow::Result<Outcome>
     where
         R: crate::report::Tabular + serde::Serialize,
-        S: serde::Serialize,
+        S: serde::Serialize + crate::report::Headline<R>,
     {
-        emit_report(
-            report,
-            self.format(),
-            self.out.as_deref(),
-            &ctx.templates,
-            extras,
-        )
+        emit_report(report, self.format(), self.out.as_deref(), &ctx.templates)
     }
 
     fn format(&self) -> ReportFormat {
@@ -472,7 +465,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                     include_tags: args.include_tags,
                 })?;
                 let report = actions::read::<Ec2Report>(&ctx, &params, "EC2").await?;
-                args.output.emit(&report, &ctx, &Extras::default())
+                args.output.emit(&report, &ctx)
             }
             Ec2Command::Stop(args) => power::<Ec2Stop>(settings, selection, args).await,
             Ec2Command::ReleaseAddress(args) => {
@@ -491,7 +484,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                     service: args.service,
                 })?;
                 let report = actions::read::<RdsReport>(&ctx, &params, "RDS").await?;
-                args.output.emit(&report, &ctx, &Extras::default())
+                args.output.emit(&report, &ctx)
             }
             RdsCommand::Stop(args) => power::<RdsStop>(settings, selection, args).await,
             RdsCommand::Start(args) => power::<RdsStart>(settings, selection, args).await,
@@ -516,7 +509,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                 service: args.service,
             })?;
             let report = actions::read::<EbsReport>(&ctx, &params, "EBS").await?;
-            args.output.emit(&report, &ctx, &Extras::default())
+            args.output.emit(&report, &ctx)
         }
         AwsCommand::Savings {
             command: SavingsCommand::Report(args),
@@ -532,8 +525,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                 database_snapshot_age_days: args.database_snapshot_age_days,
             })?;
             let report = actions::read::<SavingsReport>(&ctx, &params, "savings").await?;
-            args.output
-                .emit(&report, &ctx, &savings_report::chart(&report))
+            args.output.emit(&report, &ctx)
         }
         AwsCommand::Lambda {
             command: LambdaCommand::Report(args),
@@ -547,7 +539,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                 service: args.service,
             })?;
             let report = actions::read::<LambdaReport>(&ctx, &params, "Lambda").await?;
-            args.output.emit(&report, &ctx, &Extras::default())
+            args.output.emit(&report, &ctx)
         }
         AwsCommand::Ce {
             command: CeCommand::Report(args),
@@ -563,8 +555,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             let registered = params.get().grouping() == Some(GroupBy::RegisteredService);
             let ctx = super::context(settings, registered).await?;
             let report = actions::read::<CostReport>(&ctx, &params, "Cost").await?;
-            args.output
-                .emit(&report, &ctx, &cost_report::chart(&report))
+            args.output.emit(&report, &ctx)
         }
         AwsCommand::Organizations {
             command: OrganizationsCommand::Report(args),
@@ -573,7 +564,7 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
             let params = checked(OrganizationsReportParams {})?;
             let report =
                 actions::read::<OrganizationsReport>(&ctx, &params, "Organizations").await?;
-            args.output.emit(&report, &ctx, &Extras::default())
+            args.output.emit(&report, &ctx)
         }
     }
 }

@@ -12,9 +12,9 @@ use super::{Outcome, with_stdout};
 use crate::actions::chef_reconcile::{ChefReconcile, ChefReconcileParams};
 use crate::config::Settings;
 use crate::plugins::chef::nodes::{get_node, list_nodes, node_attributes_report, node_report};
-use crate::plugins::chef::search::{SearchQuery, parse_attribute, search};
+use crate::plugins::chef::search::{SearchQuery, SearchRow, parse_attribute, search};
 use crate::plugins::chef::{ChefClient, ChefError};
-use crate::render::{Extras, ReportFormat, Templates, render_report};
+use crate::render::{ReportFormat, Templates, render_report};
 use crate::report::{Report, ReportError, Scope, Tabular};
 
 /// `pincher chef …`
@@ -101,13 +101,7 @@ pub async fn run(opts: Opts, settings: Settings) -> anyhow::Result<Outcome> {
             })?;
             let ctx = super::context(settings, false).await?;
             let report = super::actions::read::<ChefReconcile>(&ctx, &params, "EC2").await?;
-            return super::emit_report(
-                &report,
-                format,
-                out.as_deref(),
-                &ctx.templates,
-                &Extras::default(),
-            );
+            return super::emit_report(&report, format, out.as_deref(), &ctx.templates);
         }
         ChefCommand::Nodes {
             command: NodesCommand::List { environment },
@@ -169,6 +163,15 @@ struct SearchSummary {
     pages: usize,
 }
 
+impl crate::report::Headline<SearchRow> for SearchSummary {
+    fn figures(&self, _rows: &[SearchRow]) -> Vec<crate::report::Figure> {
+        vec![crate::report::Figure::new(
+            "Matches on the server",
+            crate::report::number(self.total as f64, 0),
+        )]
+    }
+}
+
 /// The outcome of `chef status`.
 #[derive(Debug, Serialize)]
 struct StatusRow {
@@ -182,6 +185,10 @@ struct StatusRow {
 }
 
 impl Tabular for StatusRow {
+    fn noun() -> &'static str {
+        "servers"
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "server",
@@ -254,12 +261,12 @@ async fn status(client: &ChefClient, format: ReportFormat) -> anyhow::Result<Out
     Ok(Outcome::Success)
 }
 
-fn print_report<R: Tabular + Serialize, S: Serialize>(
+fn print_report<R: Tabular + Serialize, S: Serialize + crate::report::Headline<R>>(
     report: &Report<R, S>,
     format: ReportFormat,
 ) -> anyhow::Result<()> {
     let templates = Templates::new(None)?;
-    let text = render_report(report, format, &templates, &Extras::default())?;
+    let text = render_report(report, format, &templates)?;
     with_stdout(|out| out.write_all(text.as_bytes()))?;
     Ok(())
 }

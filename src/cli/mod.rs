@@ -282,13 +282,12 @@ pub(crate) fn emit_report<R, S>(
     format: crate::render::ReportFormat,
     out: Option<&std::path::Path>,
     templates: &crate::render::Templates,
-    extras: &crate::render::Extras,
 ) -> anyhow::Result<Outcome>
 where
     R: crate::report::Tabular + serde::Serialize,
-    S: serde::Serialize,
+    S: serde::Serialize + crate::report::Headline<R>,
 {
-    let mut text = crate::render::render_report(report, format, templates, extras)?;
+    let mut text = crate::render::render_report(report, format, templates)?;
     if !text.ends_with('\n') {
         text.push('\n');
     }

@@ -70,6 +70,8 @@ pub struct Settings {
     pub actions: ActionSettings,
     /// The rules scheduler.
     pub scheduler: SchedulerSettings,
+    /// The dashboard at `/`.
+    pub dashboard: DashboardSettings,
     /// The largest inputs accepted.
     pub limits: super::Limits,
     /// Folder of report templates overriding the embedded ones by file name
@@ -574,6 +576,31 @@ impl Default for StatusSettings {
         Self {
             check_timeout_ms: 2000,
             cache_ttl_ms: 2000,
+        }
+    }
+}
+
+/// `[dashboard]`: the HTML dashboard a browser gets at `/`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// Serve the dashboard pages to anyone, read-only, without a login (the API and the
+    /// reports still need a token).
+    pub public: bool,
+    /// How long the Cost Explorer figures on the dashboard are reused before they are read
+    /// again (each read is a billed Cost Explorer call).
+    pub cost_cache_secs: u64,
+    /// Age of the last Ops Manager backup at which its group turns red; amber from three
+    /// quarters of it. Keep it equal to the `PincherOpsManagerBackupStale` alert's.
+    pub backup_alert_hours: u64,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        Self {
+            public: false,
+            cost_cache_secs: 3600,
+            backup_alert_hours: 26,
         }
     }
 }

@@ -157,13 +157,19 @@ fn invalid_token() -> Response {
     )
 }
 
+/// The cookie a browser keeps its API token in after logging in to the dashboard.
+pub const SESSION_COOKIE: &str = "pincher_token";
+
 /// The scope a request needs, or `None` for the public endpoints: the probes, `GET /`,
-/// `/openapi.json` and `/metrics` (which has its own optional token).
+/// `/openapi.json`, `/metrics` (which has its own optional token) and the login and logout
+/// forms.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     let public = path == "/status"
         || path.starts_with("/status/")
         || path == "/metrics"
         || path == "/openapi.json"
+        || path == "/login"
+        || path == "/logout"
         || (path == "/" && (method == Method::GET || method == Method::HEAD));
     if public {
         None
@@ -180,6 +186,116 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The value of cookie `name`, if the request sends it.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// Whether the dashboard's session cookie may stand in for a bearer token: on reads, and on
+/// the dashboard's own forms, which each check a CSRF token ([`csrf_token`]).
+fn cookie_allowed(method: &Method, path: &str) -> bool {
+    matches!(*method, Method::GET | Method::HEAD) || path.starts_with("/dashboard/")
+}
+
+/// The token a request presents: its bearer token, else its session cookie where that is
+/// allowed.
+fn presented<'h>(method: &Method, path: &str, headers: &'h HeaderMap) -> Option<&'h str> {
+    bearer(headers).or_else(|| {
+        cookie_allowed(method, path)
+            .then(|| cookie(headers, SESSION_COOKIE))
+            .flatten()
+    })
+}
+
+/// Whether a request comes from a browser page rather than an API client.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The CSRF token of the dashboard's forms for a session: an HMAC of a fixed label keyed by
+/// the session's API token, so every replica derives the same one and no page of another
+/// site can know it.
+pub fn csrf_token(token: &str) -> String {
+    use hmac::Mac;
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(b"pincher dashboard form");
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `sent` is the CSRF token of the session `token`, compared in constant time.
+pub fn csrf_valid(token: &str, sent: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = csrf_token(token);
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(sent.as_bytes()))
+}
+
+/// The verified token of a browser session (its cookie), if it has a valid one.
+pub async fn session(state: &AppState, headers: &HeaderMap) -> Option<(ApiToken, String)> {
+    let presented = cookie(headers, SESSION_COOKIE)?;
+    let token = verify(state, presented).await?;
+    Some((token, presented.to_owned()))
+}
+
+/// The active token `presented` is, from the cache or the database.
+pub async fn verify(state: &AppState, presented: &str) -> Option<ApiToken> {
+    if !token::well_formed(presented) {
+        return None;
+    }
+    let digest = token::digest(presented);
+    let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
+    let cached = state
+        .tokens
+        .entries
+        .load()
+        .get(&digest)
+        .filter(|(_, at)| at.elapsed() < ttl)
+        .map(|(token, _)| token.clone());
+    let token = match cached {
+        Some(token) => token,
+        None => {
+            let generation = state.tokens.generation.load(Ordering::Acquire);
+            let token = tokens::find_active(&state.db, &token::hex(&digest))
+                .await
+                .ok()
+                .flatten()?;
+            state.tokens.put(digest, token.clone(), generation);
+            token
+        }
+    };
+    let expired = token.expires_at.is_some() && token.expired(time::OffsetDateTime::now_utc());
+    (!expired).then_some(token)
+}
+
+/// Sends a browser without a token to the login form, to come back to `path` after.
+fn to_login(path: &str, query: Option<&str>) -> Response {
+    let back = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    (
+        axum::http::StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/login?next={next}"))],
+    )
+        .into_response()
 }
 
 fn refuse(reason: &'static str, error: ApiError, challenge: &'static str) -> Response {
@@ -226,14 +342,30 @@ pub struct Lookup {
 }
 
 /// Checks a request's token against the settings and the cache of verified tokens.
-pub fn check(state: &AppState, method: &Method, path: &str, headers: &HeaderMap) -> Verdict {
+pub fn check(
+    state: &AppState,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Verdict {
+    let path = uri.path();
     if state.settings.auth.mode == AuthMode::Disabled {
         return Verdict::Allowed;
     }
     let Some(needed) = required_scope(method, path) else {
         return Verdict::Allowed;
     };
-    let Some(presented) = bearer(headers) else {
+    if state.settings.dashboard.public
+        && needed == Scope::Read
+        && path.starts_with("/dashboard/")
+        && presented(method, path, headers).is_none()
+    {
+        return Verdict::Allowed;
+    }
+    let Some(presented) = presented(method, path, headers) else {
+        if *method == Method::GET && wants_html(headers) {
+            return Verdict::Refused(to_login(path, uri.query()));
+        }
         return Verdict::Refused(refuse(
             "missing",
             ApiError::Unauthorized("this endpoint needs Authorization: Bearer <token>".into()),
@@ -305,7 +437,7 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> String {
     if state.settings.auth.mode == AuthMode::Disabled {
         return ANONYMOUS.into();
     }
-    let Some(presented) = bearer(headers) else {
+    let Some(presented) = bearer(headers).or_else(|| cookie(headers, SESSION_COOKIE)) else {
         return ANONYMOUS.into();
     };
     let digest = token::digest(presented);

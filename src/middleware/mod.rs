@@ -210,7 +210,7 @@ impl Service<Request> for Connection {
                     auth::check(
                         admitted.state(),
                         request.method(),
-                        request.uri().path(),
+                        request.uri(),
                         request.headers(),
                     )
                 });

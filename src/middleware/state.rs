@@ -37,6 +37,8 @@ pub struct HttpContext {
     pub requests_in_service: CachePadded<AtomicUsize>,
     /// Requests waiting with a deadline (the request timeout).
     pub deadlines: Deadlines,
+    /// The dashboard's Cost Explorer figures.
+    pub costs: crate::dashboard::CostCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,6 +72,7 @@ impl AppState {
             tokens: TokenCache::new(lookups),
             requests_in_service: CachePadded::new(AtomicUsize::new(0)),
             deadlines: Deadlines::default(),
+            costs: crate::dashboard::CostCache::default(),
         })))
     }
 }

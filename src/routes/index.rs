@@ -1,8 +1,10 @@
-//! `GET /`: a JSON index of the API.
+//! `GET /`: a JSON index of the API, or the dashboard for a browser (`Accept: text/html`).
 
 use axum::Json;
-use axum::extract::State;
-use serde_json::{Value, json};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,9 +20,22 @@ pub fn router() -> OpenApiRouter<AppState> {
     get,
     path = "/",
     tag = "meta",
-    responses((status = 200, description = "Name, version and links to the API", body = Object))
+    responses(
+        (status = 200, description = "Name, version and links to the API; the dashboard for a browser (Accept: text/html)", content(
+            (Object = "application/json"),
+            (String = "text/html")
+        ))
+    )
 )]
-async fn index(State(state): State<AppState>) -> Json<Value> {
+async fn index(
+    State(state): State<AppState>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if crate::middleware::auth::wants_html(&headers) {
+        let notice = query.get("started").map(|id| format!("Run {id} started."));
+        return crate::routes::dashboard::home(&state, &headers, notice).await;
+    }
     let mut links = json!({
         "services": "/services",
         "actions": "/actions",
@@ -50,9 +65,11 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
     ] {
         links[path.trim_start_matches('/').replace('/', ".")] = json!(path);
     }
+    links["dashboard.login"] = json!("/login");
     Json(json!({
         "name": "pincher",
         "version": env!("CARGO_PKG_VERSION"),
         "links": links,
     }))
+    .into_response()
 }

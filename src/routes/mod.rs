@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod backups;
 pub mod contract;
+pub mod dashboard;
 pub mod extract;
 pub mod index;
 pub mod metrics;
@@ -67,13 +68,21 @@ pub fn page<T: serde::Serialize>(body: T, next: Option<&str>) -> axum::response:
 /// Every route template of the API, from the OpenAPI document (which holds every route the
 /// router has, see [`openapi`]).
 pub fn route_templates() -> RouteTemplates {
-    RouteTemplates::new(openapi::DOCUMENT.paths.paths.keys().map(String::as_str))
+    RouteTemplates::new(
+        openapi::DOCUMENT
+            .paths
+            .paths
+            .keys()
+            .map(String::as_str)
+            .chain(dashboard::ROUTES.iter().copied()),
+    )
 }
 
 /// The whole application, ready to serve with `axum::serve`.
 pub fn router(state: AppState) -> middleware::HttpService {
     let routes: Router<AppState> = openapi::api().split_for_parts().0;
     let routes = routes
+        .merge(dashboard::router())
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     middleware::HttpService::new(routes, route_templates(), state)

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::actions::chef_reconcile::ChefReconcile;
-use crate::actions::cost_report::{self, CostReport};
+use crate::actions::cost_report::CostReport;
 use crate::actions::ebs_report::EbsReport;
 use crate::actions::ec2_report::Ec2Report;
 use crate::actions::lambda_report::LambdaReport;
@@ -22,15 +22,15 @@ use crate::actions::organizations_report::OrganizationsReport;
 use crate::actions::params::from_query;
 use crate::actions::rds_report::RdsReport;
 use crate::actions::runner::execute;
-use crate::actions::savings_report::{SavingsReport, chart as savings_chart};
+use crate::actions::savings_report::SavingsReport;
 use crate::actions::service_report::ServiceReport;
 use crate::actions::{Action, ActionError, Preapproved, RunOptions, Valid};
 use crate::domain::ValidationErrors;
 use crate::domain::run::Trigger;
 use crate::middleware::{ApiError, AppState};
 use crate::plugins::NoProgress;
-use crate::render::{Extras, ReportFormat, render_report};
-use crate::report::{Completeness, Report, Tabular};
+use crate::render::{ReportFormat, render_report};
+use crate::report::{Completeness, Headline, Report, Tabular};
 
 /// The responses every AWS report route documents: the report in each format, or a problem.
 struct AwsReportResponses;
@@ -187,13 +187,12 @@ fn respond<R, S>(
     state: &AppState,
     report: &Report<R, S>,
     format: ReportFormat,
-    extras: &Extras,
 ) -> Result<Response, ApiError>
 where
     R: Tabular + Serialize,
-    S: Serialize,
+    S: Serialize + Headline<R>,
 {
-    let body = render_report(report, format, &state.templates, extras)
+    let body = render_report(report, format, &state.templates)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -210,32 +209,40 @@ where
         // template's escaping, no script, frame or outside resource could run or load.
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(REPORT_CSP),
+            HeaderValue::from_static(report_csp()),
         );
     }
     Ok(response)
 }
 
-/// The Content-Security-Policy of HTML reports: inline styles and SVG only; no script, no
-/// outside resource, no framing, no form.
-pub const REPORT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
-                              base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// The Content-Security-Policy of HTML reports: inline styles and SVG, and the one script
+/// that sorts the table, allowed by its hash; no other script, no outside resource, no
+/// framing, no form.
+pub fn report_csp() -> &'static str {
+    static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{}'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            crate::render::script_hash(crate::render::SORT_SCRIPT)
+        )
+    });
+    &CSP
+}
 
 /// Runs the report action `A` on the request's query and renders its report.
 async fn report<A, R, S>(
     state: &AppState,
     raw: Option<&str>,
     headers: &HeaderMap,
-    extras: impl FnOnce(&Report<R, S>) -> Extras,
 ) -> Result<Response, ApiError>
 where
     A: Action<Outcome = Report<R, S>>,
     R: Tabular + Serialize + Send + Sync + 'static,
-    S: Serialize + Send + Sync + 'static,
+    S: Serialize + Headline<R> + Send + Sync + 'static,
 {
     let (format, params) = query_params::<A>(raw, headers)?;
     let report = run_report::<A>(state, &params).await?;
-    respond(state, &report, format, &extras(&report))
+    respond(state, &report, format)
 }
 
 /// EC2 instances across accounts and regions.
@@ -260,7 +267,7 @@ async fn ec2_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<Ec2Report, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
+    report::<Ec2Report, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// RDS DB instances across accounts and regions.
@@ -283,7 +290,7 @@ async fn rds_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<RdsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
+    report::<RdsReport, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// EBS volumes and snapshots across accounts and regions, each with an estimated monthly
@@ -307,7 +314,7 @@ async fn ebs_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<EbsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
+    report::<EbsReport, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// Waste across accounts and regions: each finding with why it is waste, its fix and an
@@ -334,7 +341,7 @@ async fn savings_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<SavingsReport, _, _>(&state, raw.as_deref(), &headers, savings_chart).await
+    report::<SavingsReport, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// Lambda functions with their tags and registered service, deprecated runtimes flagged.
@@ -358,7 +365,7 @@ async fn lambda_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<LambdaReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
+    report::<LambdaReport, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// Accounts of the organization with their OU path.
@@ -376,8 +383,7 @@ async fn organizations_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<OrganizationsReport, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default())
-        .await
+    report::<OrganizationsReport, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// Cost Explorer: cost for a period, grouped, with change and top movers.
@@ -403,7 +409,7 @@ async fn cost_report(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<CostReport, _, _>(&state, raw.as_deref(), &headers, cost_report::chart).await
+    report::<CostReport, _, _>(&state, raw.as_deref(), &headers).await
 }
 
 /// A registered service's resources (found by its tags), the waste among them, and its cost
@@ -500,5 +506,5 @@ async fn chef_reconcile(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    report::<ChefReconcile, _, _>(&state, raw.as_deref(), &headers, |_| Extras::default()).await
+    report::<ChefReconcile, _, _>(&state, raw.as_deref(), &headers).await
 }

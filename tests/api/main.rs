@@ -6,6 +6,7 @@ mod support;
 mod abuse;
 mod actions;
 mod auth;
+mod dashboard;
 mod helpers;
 mod index;
 mod limits;

@@ -93,7 +93,9 @@ async fn every_documented_operation_is_routed_and_secured_as_documented() {
 }
 
 /// Routes are registered only through `utoipa_axum::routes!`, which adds each to the document;
-/// this fails when a route is added any other way.
+/// this fails when a route is added any other way. The dashboard's pages are the one
+/// exception (HTML for browsers, not API): each is listed in `routes::dashboard::ROUTES`,
+/// which gives it its metrics label.
 #[test]
 fn no_route_is_registered_outside_the_document() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
@@ -101,8 +103,18 @@ fn no_route_is_registered_outside_the_document() {
     for entry in std::fs::read_dir(&dir).expect("src/routes") {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read");
+        let pages = path.file_name().is_some_and(|n| n == "dashboard.rs");
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
+            if pages {
+                let listed = code
+                    .split('"')
+                    .nth(1)
+                    .is_some_and(|route| pincher::routes::dashboard::ROUTES.contains(&route));
+                if code.contains(".route(") && listed {
+                    continue;
+                }
+            }
             if [".route(", ".route_service(", ".nest(", ".nest_service("]
                 .iter()
                 .any(|c| code.contains(c))

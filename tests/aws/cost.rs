@@ -91,7 +91,11 @@ async fn cost_by_service_with_change_and_top_movers() {
         html.contains("<svg") && html.contains("Cost over time"),
         "{html}"
     );
-    assert!(html.contains("2026-10-01: 160.20 USD"), "{html}");
+    assert!(html.contains("2026-10: 160.20"), "{html}");
+    assert!(
+        html.contains(">UnblendedCost (USD)</text>"),
+        "the y axis says what and in what: {html}"
+    );
     assert!(!html.contains("http://") && !html.contains("https://"));
 
     let mut csv_args = args.clone();

@@ -106,9 +106,14 @@ impl Pincher {
 
     /// Starts `pincher serve --port 0`, its client holding a token of `scope`.
     pub fn serve_as(&self, scope: &str) -> Server {
-        let token = self.token(scope);
-        let mut child = self
-            .command()
+        Server::start(self.command(), self.token(scope))
+    }
+}
+
+impl Server {
+    /// Starts `command serve --port 0`, its client holding `token`.
+    pub fn start(mut command: Command, token: String) -> Self {
+        let mut child = command
             .args(["--log-format", "json", "serve", "--port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

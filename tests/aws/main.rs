@@ -5,6 +5,7 @@
 mod support;
 
 mod cost;
+mod dashboard;
 mod ec2;
 mod fixes;
 mod harness;

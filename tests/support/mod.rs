@@ -5,6 +5,7 @@
     reason = "each test binary uses a different part of the support code"
 )]
 
+pub mod browser;
 pub mod ce_forecast;
 pub mod chef;
 pub mod database;

@@ -15,7 +15,10 @@ use time::{Date, Duration, Month, OffsetDateTime};
 
 use super::{Aws, AwsError, PageCap, call};
 use crate::plugins::Progress;
-use crate::report::{Period, Report, ReportError, Scope, Tabular};
+use crate::report::{
+    Chart, Figure, Headline, Period, Report, ReportError, Scope, Series, Tabular, money,
+    signed_money,
+};
 
 /// How many groups the summary lists as top movers.
 pub const TOP_MOVERS: usize = 5;
@@ -254,6 +257,14 @@ pub struct CostRow {
 }
 
 impl Tabular for CostRow {
+    fn counted() -> bool {
+        false
+    }
+
+    fn noun() -> &'static str {
+        "cost entries"
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["start", "end", "group", "amount", "unit", "estimated"]
     }
@@ -728,6 +739,113 @@ pub fn cost_over_time(rows: &[CostRow]) -> Vec<(Date, Decimal)> {
         *by_start.entry(row.start).or_insert(Decimal::ZERO) += row.amount;
     }
     by_start.into_iter().collect()
+}
+
+impl Headline<CostRow> for CostSummary {
+    fn figures(&self, _rows: &[CostRow]) -> Vec<Figure> {
+        let mut figures = vec![Figure::new("Total cost", money(self.total, &self.unit))];
+        let previous = format!(
+            "against {} to {}",
+            self.previous_period.start, self.previous_period.end
+        );
+        figures.push(match (self.change, self.previous_total) {
+            (Some(change), Some(before)) => {
+                let percent = self
+                    .change_percent
+                    .map(|p| {
+                        let sign = if p.is_sign_positive() && !p.is_zero() {
+                            "+"
+                        } else {
+                            ""
+                        };
+                        format!("{sign}{} %, ", p.round_dp(1))
+                    })
+                    .unwrap_or_default();
+                Figure::new("Change", signed_money(change, &self.unit)).noted(format!(
+                    "{percent}{previous} ({})",
+                    money(before, &self.unit)
+                ))
+            }
+            _ => Figure::new("Change", "unknown")
+                .noted(format!("the previous period could not be read; {previous}")),
+        });
+        if let Some(mover) = self.top_movers.first() {
+            figures.push(
+                Figure::new("Largest change", mover.group.clone())
+                    .noted(signed_money(mover.change, &self.unit)),
+            );
+        }
+        if let Some(forecast) = &self.forecast {
+            figures.push(
+                Figure::new("Forecast", money(forecast.amount, &forecast.unit))
+                    .noted(format!("{} to {}", forecast.start, forecast.end)),
+            );
+        }
+        figures
+    }
+
+    /// Cost per bucket, stacked by group: the seven largest groups, the rest as `other`.
+    fn chart(&self, rows: &[CostRow]) -> Option<Chart> {
+        use rust_decimal::prelude::ToPrimitive;
+        const GROUPS: usize = 7;
+        let buckets: std::collections::BTreeSet<Date> = rows.iter().map(|r| r.start).collect();
+        let buckets: Vec<Date> = buckets.into_iter().collect();
+        let mut groups: Vec<(&String, &Decimal)> = self.by_group.iter().collect();
+        groups.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut names: Vec<String> = groups
+            .iter()
+            .take(GROUPS)
+            .map(|(g, _)| (*g).clone())
+            .collect();
+        if groups.len() > GROUPS {
+            names.push("other".into());
+        }
+        if names.is_empty() {
+            names.push(UNGROUPED.into());
+        }
+        let mut series: Vec<Series> = names
+            .iter()
+            .map(|name| Series {
+                name: if name == UNGROUPED {
+                    String::new()
+                } else {
+                    name.clone()
+                },
+                values: vec![0.0; buckets.len()],
+            })
+            .collect();
+        for row in rows {
+            let s = names
+                .iter()
+                .position(|n| *n == row.group)
+                .unwrap_or(names.len() - 1);
+            if let Ok(b) = buckets.binary_search(&row.start) {
+                series[s].values[b] += row.amount.to_f64().unwrap_or_default();
+            }
+        }
+        let monthly = buckets.iter().all(|d| d.day() == 1) && buckets.len() > 1;
+        Some(Chart {
+            title: "Cost over time".into(),
+            x_label: if monthly { "month" } else { "period start" }.into(),
+            y_label: format!("{} ({})", self.metric, self.unit),
+            decimals: 2,
+            categories: buckets
+                .iter()
+                .map(|d| {
+                    if monthly {
+                        format!("{}-{:02}", d.year(), u8::from(d.month()))
+                    } else {
+                        d.to_string()
+                    }
+                })
+                .collect(),
+            series,
+        })
+    }
+
+    fn empty(&self) -> Option<String> {
+        Some("Nothing in this period.".into())
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::ec2::tag_map;
 use super::prices::{PriceSource, Prices};
 use super::{Aws, AwsError, PageCap, Part, ServiceMatcher, Targets, call, tags_match, to_time};
 use crate::plugins::Progress;
-use crate::report::{Report, Tabular};
+use crate::report::{Figure, Headline, Report, Tabular, money, number};
 
 /// Largest page DescribeVolumes and DescribeSnapshots return.
 const PAGE_SIZE: i32 = 1000;
@@ -131,6 +131,22 @@ pub struct EbsSummary {
 }
 
 impl Tabular for EbsRow {
+    fn counted() -> bool {
+        false
+    }
+
+    fn noun() -> &'static str {
+        "volumes and snapshots"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["kind", "type", "state", "region", "service"]
+    }
+
+    fn chart_by() -> Option<(&'static str, Option<&'static str>)> {
+        Some(("region", Some("kind")))
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "kind",
@@ -494,4 +510,23 @@ pub async fn storage_report(
         rows,
         summary,
     ))
+}
+
+impl Headline<EbsRow> for EbsSummary {
+    fn figures(&self, _rows: &[EbsRow]) -> Vec<Figure> {
+        let mut figures = vec![
+            Figure::new("Volumes", number(self.volumes as f64, 0))
+                .noted(format!("{} GiB", number(self.volume_gib as f64, 0))),
+            Figure::new("Snapshots", number(self.snapshots as f64, 0))
+                .noted(format!("{} GiB", number(self.snapshot_gib as f64, 0))),
+            Figure::new("Estimated monthly", money(self.estimated_monthly, "USD")),
+        ];
+        if self.snapshots_without_volume > 0 {
+            figures.push(Figure::new(
+                "Snapshots of deleted volumes",
+                number(self.snapshots_without_volume as f64, 0),
+            ));
+        }
+        figures
+    }
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::plugins::Progress;
 use crate::plugins::observe;
 use crate::plugins::sdk::describe_sdk_error;
-use crate::report::{Report, Tabular};
+use crate::report::{Headline, Report, Tabular};
 
 /// Largest page DescribeInstances returns.
 const PAGE_SIZE: i32 = 1000;
@@ -111,6 +111,18 @@ impl Ec2Summary {
 }
 
 impl Tabular for Ec2Row {
+    fn noun() -> &'static str {
+        "instances"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["state", "type", "region", "service"]
+    }
+
+    fn chart_by() -> Option<(&'static str, Option<&'static str>)> {
+        Some(("region", Some("state")))
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "account",
@@ -440,3 +452,5 @@ where
 {
     (e.code().map(str::to_owned), describe_sdk_error(e))
 }
+
+impl Headline<Ec2Row> for Ec2Summary {}

@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime};
 
 use super::{Aws, AwsError, PageCap, Part, ServiceMatcher, Targets, call, tags_match};
 use crate::plugins::Progress;
-use crate::report::{Report, Tabular};
+use crate::report::{Figure, Headline, Report, Tabular, number};
 
 /// The runtime deprecation table shipped with pincher (`runtimes.toml`).
 const RUNTIMES: &str = include_str!("runtimes.toml");
@@ -112,6 +112,18 @@ pub struct LambdaSummary {
 }
 
 impl Tabular for LambdaRow {
+    fn noun() -> &'static str {
+        "functions"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["runtime", "deprecated", "region", "service"]
+    }
+
+    fn chart_by() -> Option<(&'static str, Option<&'static str>)> {
+        Some(("runtime", Some("region")))
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "account",
@@ -303,6 +315,21 @@ pub async fn function_report(
         rows,
         summary,
     ))
+}
+
+impl Headline<LambdaRow> for LambdaSummary {
+    fn figures(&self, _rows: &[LambdaRow]) -> Vec<Figure> {
+        vec![
+            Figure::new("On deprecated runtimes", number(self.deprecated as f64, 0)),
+            Figure::new(
+                "Code stored",
+                format!(
+                    "{} MiB",
+                    number(self.code_storage_bytes as f64 / 1_048_576.0, 1)
+                ),
+            ),
+        ]
+    }
 }
 
 #[cfg(test)]

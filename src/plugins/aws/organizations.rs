@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{Aws, AwsError, PageCap, call, to_time};
 use crate::plugins::Progress;
-use crate::report::{Report, Scope, Tabular};
+use crate::report::{Headline, Report, Scope, Tabular};
 
 /// One account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,14 @@ pub struct AccountSummary {
 }
 
 impl Tabular for AccountRow {
+    fn noun() -> &'static str {
+        "accounts"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["status", "ou path"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["id", "name", "email", "status", "joined", "ou path"]
     }
@@ -185,3 +193,5 @@ pub async fn account_report(
         attempted: 2,
     })
 }
+
+impl Headline<AccountRow> for AccountSummary {}

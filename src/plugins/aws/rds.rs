@@ -15,7 +15,7 @@ use super::{
 use crate::plugins::Progress;
 use crate::plugins::observe;
 use crate::plugins::sdk::describe_sdk_error;
-use crate::report::{Report, Tabular};
+use crate::report::{Figure, Headline, Report, Tabular, number};
 
 /// Largest page DescribeDBInstances returns.
 const PAGE_SIZE: i32 = 100;
@@ -88,6 +88,18 @@ pub struct RdsSummary {
 }
 
 impl Tabular for RdsRow {
+    fn noun() -> &'static str {
+        "databases"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["status", "engine", "class", "region", "service"]
+    }
+
+    fn chart_by() -> Option<(&'static str, Option<&'static str>)> {
+        Some(("region", Some("engine")))
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "account",
@@ -284,5 +296,17 @@ pub async fn switch(config: &SdkConfig, identifier: &str, power: Power) -> Switc
     match result {
         Ok(instance) => Switched::Changed(instance.and_then(|i| i.db_instance_status)),
         Err(reason) => Switched::Failed(reason),
+    }
+}
+
+impl Headline<RdsRow> for RdsSummary {
+    fn figures(&self, _rows: &[RdsRow]) -> Vec<Figure> {
+        vec![
+            Figure::new(
+                "Storage",
+                format!("{} GiB", number(self.storage_gib as f64, 0)),
+            ),
+            Figure::new("Multi-AZ", number(self.multi_az as f64, 0)),
+        ]
     }
 }

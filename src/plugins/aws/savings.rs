@@ -20,7 +20,7 @@ use super::prices::{Estimate, PriceSource, Prices, money};
 use super::{Aws, AwsError, PageCap, Part, ServiceMatcher, Targets, call, tags_match, to_time};
 use crate::config::SavingsSettings;
 use crate::plugins::Progress;
-use crate::report::{Report, Tabular};
+use crate::report::{Chart, Figure, Headline, Report, Series, Tabular};
 
 /// Largest page DescribeDBSnapshots returns.
 const RDS_PAGE_SIZE: i32 = 100;
@@ -228,6 +228,14 @@ impl Finding {
 }
 
 impl Tabular for Finding {
+    fn noun() -> &'static str {
+        "findings"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["kind", "account", "region", "service"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "est. $/month",
@@ -937,6 +945,55 @@ pub async fn savings_report(
         findings,
         summary,
     ))
+}
+
+impl Headline<Finding> for SavingsSummary {
+    fn figures(&self, _rows: &[Finding]) -> Vec<Figure> {
+        let mut figures = vec![
+            Figure::new(
+                "Estimated monthly waste",
+                crate::report::money(self.estimated_monthly, "USD"),
+            ),
+            Figure::new("Risks", crate::report::number(self.risks as f64, 0))
+                .noted("findings that are risks, not costs"),
+        ];
+        if let Some(billed) = &self.billed {
+            figures.push(
+                Figure::new("Billed", crate::report::money(billed.amount, &billed.unit))
+                    .noted(format!("{} to {}", billed.period.start, billed.period.end)),
+            );
+        }
+        figures
+    }
+
+    /// Estimated monthly waste by kind: priced kinds only, largest first.
+    fn chart(&self, _rows: &[Finding]) -> Option<Chart> {
+        use rust_decimal::prelude::ToPrimitive;
+        let mut kinds: Vec<(&FindingKind, &Tally)> = self
+            .by_kind
+            .iter()
+            .filter(|(_, tally)| !tally.estimated_monthly.is_zero())
+            .collect();
+        kinds.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.estimated_monthly));
+        Some(Chart {
+            title: "Estimated monthly waste by kind".into(),
+            x_label: "kind".into(),
+            y_label: "USD per month".into(),
+            decimals: 2,
+            categories: kinds.iter().map(|(k, _)| k.as_str().to_owned()).collect(),
+            series: vec![Series {
+                name: String::new(),
+                values: kinds
+                    .iter()
+                    .map(|(_, t)| t.estimated_monthly.to_f64().unwrap_or_default())
+                    .collect(),
+            }],
+        })
+    }
+
+    fn empty(&self) -> Option<String> {
+        Some("No waste found.".into())
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::search::{SearchQuery, search};
 use super::{ChefClient, ChefError};
-use crate::report::{Report, Scope, Tabular};
+use crate::report::{Figure, Headline, Report, Scope, Tabular, number};
 
 /// What the inventory reads of each node, as partial-search attributes.
 const INVENTORY_ATTRIBUTES: &[(&str, &[&str])] = &[
@@ -234,6 +234,14 @@ pub struct NodeRow {
 }
 
 impl Tabular for NodeRow {
+    fn noun() -> &'static str {
+        "nodes"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["environment", "platform"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "name",
@@ -326,6 +334,10 @@ pub struct AttributeRow {
 }
 
 impl Tabular for AttributeRow {
+    fn noun() -> &'static str {
+        "nodes"
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["attribute", "value"]
     }
@@ -396,6 +408,12 @@ pub fn node_attributes_report(
         rows,
         errors: Vec::new(),
         attempted: 1,
+    }
+}
+
+impl Headline<NodeRow> for NodeSummary {
+    fn figures(&self, _rows: &[NodeRow]) -> Vec<Figure> {
+        vec![Figure::new("On EC2", number(self.on_ec2 as f64, 0))]
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::nodes::ChefNode;
-use crate::report::{Report, ReportError, Scope, Tabular};
+use crate::report::{Figure, Headline, Report, ReportError, Scope, Tabular, number};
 
 /// One EC2 instance of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +92,14 @@ pub struct ReconcileRow {
 }
 
 impl Tabular for ReconcileRow {
+    fn noun() -> &'static str {
+        "findings"
+    }
+
+    fn facets() -> Vec<&'static str> {
+        vec!["finding", "environment", "region"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec![
             "finding",
@@ -329,10 +337,33 @@ pub fn reconcile(
     }
 }
 
+impl Headline<ReconcileRow> for ReconcileSummary {
+    fn figures(&self, _rows: &[ReconcileRow]) -> Vec<Figure> {
+        vec![
+            Figure::new("Matched", number(self.matched as f64, 0)).noted(format!(
+                "of {} instances, {} nodes",
+                self.instances, self.nodes
+            )),
+            Figure::new(
+                "Instances without a node",
+                number(self.instances_without_node as f64, 0),
+            ),
+            Figure::new(
+                "Nodes whose instance is gone",
+                number(self.nodes_instance_gone as f64, 0),
+            ),
+        ]
+    }
+
+    fn empty(&self) -> Option<String> {
+        Some("Every instance has its node and every node its instance.".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{Extras, ReportFormat, Templates, render_report};
+    use crate::render::{ReportFormat, Templates, render_report};
     use crate::report::Completeness;
     use serde_json::json;
 
@@ -592,7 +623,7 @@ mod tests {
             ReportFormat::Markdown,
             ReportFormat::Html,
         ] {
-            let text = render_report(&report, format, &templates, &Extras::default())
+            let text = render_report(&report, format, &templates)
                 .unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert!(text.contains("node_instance_stopped"), "{format:?}: {text}");
             assert!(text.contains("i-d"), "{format:?}");

@@ -82,6 +82,10 @@ pub struct SearchRow {
 }
 
 impl Tabular for SearchRow {
+    fn noun() -> &'static str {
+        "results"
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["name", "data"]
     }
