@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::db::Db;
@@ -50,6 +50,8 @@ pub struct Metrics {
     pub opsmanager_backups_stored: IntGaugeVec,
     /// Calls to external systems by plugin, operation and outcome.
     pub plugin_calls: IntCounterVec,
+    /// AWS call attempts that were retries.
+    pub aws_retries: IntCounter,
     /// Latency of calls to external systems by plugin, operation and outcome.
     pub plugin_call_duration: HistogramVec,
     /// Action runs that ended in this process, by action and outcome.
@@ -163,6 +165,10 @@ impl Metrics {
             ),
             &["plugin", "operation", "outcome"],
         ));
+        let aws_retries = defined(IntCounter::new(
+            "pincher_aws_retries_total",
+            "AWS call attempts that were retries (throttling, or a transient failure).",
+        ));
         let plugin_call_duration = defined(HistogramVec::new(
             HistogramOpts::new(
                 "pincher_plugin_call_duration_seconds",
@@ -258,6 +264,7 @@ impl Metrics {
             Box::new(opsmanager_runs.clone()),
             Box::new(opsmanager_backups_stored.clone()),
             Box::new(plugin_calls.clone()),
+            Box::new(aws_retries.clone()),
             Box::new(plugin_call_duration.clone()),
             Box::new(action_runs.clone()),
             Box::new(action_targets.clone()),
@@ -288,6 +295,7 @@ impl Metrics {
             opsmanager_runs,
             opsmanager_backups_stored,
             plugin_calls,
+            aws_retries,
             plugin_call_duration,
             action_runs,
             action_targets,

@@ -221,21 +221,37 @@ pub fn print_targets(targets: &[TargetResult]) -> anyhow::Result<()> {
     with_stdout(|out| write_targets(out, targets)).context("cannot write the results")
 }
 
-/// A progress bar on stderr when it is a terminal.
-struct ProgressBar(indicatif::ProgressBar);
+/// A progress bar on stderr when it is a terminal: parts done, rows so far and the AWS
+/// calls retried (throttling) since it started.
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+    rows: std::sync::atomic::AtomicU64,
+    retries_before: u64,
+}
 
 impl Progress for ProgressBar {
     fn start(&self, total: u64) {
-        self.0.set_length(total);
+        self.bar.set_length(total);
+    }
+
+    fn rows(&self, count: u64) {
+        self.rows
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn advance(&self, label: &str) {
-        self.0.set_message(label.to_owned());
-        self.0.inc(1);
+        let rows = self.rows.load(std::sync::atomic::Ordering::Relaxed);
+        let retries = crate::metrics::METRICS
+            .aws_retries
+            .get()
+            .saturating_sub(self.retries_before);
+        self.bar
+            .set_message(format!("{rows} rows · {retries} retries · {label}"));
+        self.bar.inc(1);
     }
 
     fn finish(&self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
 
@@ -251,5 +267,9 @@ pub fn progress_bar(what: &'static str) -> Box<dyn Progress> {
         bar.set_style(style);
     }
     bar.set_prefix(what);
-    Box::new(ProgressBar(bar))
+    Box::new(ProgressBar {
+        bar,
+        rows: std::sync::atomic::AtomicU64::new(0),
+        retries_before: crate::metrics::METRICS.aws_retries.get(),
+    })
 }

@@ -290,8 +290,17 @@ pub struct AwsSettings {
     pub endpoint_url: Option<Url>,
     /// Role assumed in each member account for `--all-accounts`.
     pub assume_role_name: String,
-    /// Largest number of account × region calls in flight at once.
+    /// Largest number of account × region parts of a report read at once, over all accounts.
     pub concurrency: usize,
+    /// Largest number of parts of one account read at once (AWS throttles per account and
+    /// API), so a wide fan-out does not spend its retries on one account.
+    pub concurrency_per_account: usize,
+    /// How throttled and failed AWS calls are retried: `adaptive` (the default: retries with
+    /// backoff, and a client-side rate limit that slows down while AWS throttles) or
+    /// `standard` (backoff only).
+    pub retry_mode: AwsRetryMode,
+    /// Most attempts of one AWS call, the first included.
+    pub max_attempts: u32,
     /// Longest a connection to an AWS endpoint may take to open.
     pub connect_timeout_secs: u64,
     /// Longest one attempt of an AWS call may take (retries get their own).
@@ -313,12 +322,25 @@ impl Default for AwsSettings {
             endpoint_url: None,
             assume_role_name: "OrganizationAccountAccessRole".into(),
             concurrency: 8,
+            concurrency_per_account: 4,
+            retry_mode: AwsRetryMode::Adaptive,
+            max_attempts: 6,
             connect_timeout_secs: 5,
             attempt_timeout_secs: 30,
             operation_timeout_secs: 120,
             prices_file: None,
         }
     }
+}
+
+/// How AWS calls are retried (the SDK's retry modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AwsRetryMode {
+    /// Exponential backoff with jitter, and a client-side rate limit under throttling.
+    Adaptive,
+    /// Exponential backoff with jitter.
+    Standard,
 }
 
 /// The largest age threshold accepted, in days (ten years).
@@ -831,6 +853,11 @@ impl Settings {
             ),
             ("status.check_timeout_ms", self.status.check_timeout_ms == 0),
             ("aws.concurrency", self.aws.concurrency == 0),
+            (
+                "aws.concurrency_per_account",
+                self.aws.concurrency_per_account == 0,
+            ),
+            ("aws.max_attempts", self.aws.max_attempts == 0),
             ("opsmanager.concurrency", self.opsmanager.concurrency == 0),
             ("opsmanager.timeout_secs", self.opsmanager.timeout_secs == 0),
             ("chef.timeout_secs", self.chef.timeout_secs == 0),

@@ -49,6 +49,10 @@ pub trait Progress: Send + Sync {
     fn start(&self, total: u64) {
         let _ = total;
     }
+    /// `count` more rows were read.
+    fn rows(&self, count: u64) {
+        let _ = count;
+    }
     /// One unit (named by `label`, e.g. `123456789012/eu-west-1`) finished.
     fn advance(&self, label: &str) {
         let _ = label;

@@ -4,27 +4,10 @@ use serde_json::{Value, json};
 
 use crate::harness::{Pincher, stderr};
 use crate::support::ce_forecast::ForecastProxy;
-use crate::support::moto::check_well_formed_html;
+use crate::support::moto::{ce_groups, ce_total as total, check_well_formed_html};
 
 fn month(start: &str, end: &str, groups: &[(&str, &str)], estimated: bool) -> Value {
-    json!({
-        "TimePeriod": {"Start": start, "End": end},
-        "Total": {},
-        "Groups": groups.iter().map(|(key, amount)| json!({
-            "Keys": [key],
-            "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}},
-        })).collect::<Vec<_>>(),
-        "Estimated": estimated,
-    })
-}
-
-fn total(start: &str, end: &str, amount: &str) -> Value {
-    json!({
-        "TimePeriod": {"Start": start, "End": end},
-        "Total": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}},
-        "Groups": [],
-        "Estimated": false,
-    })
+    ce_groups(start, end, "UnblendedCost", groups, estimated)
 }
 
 const PERIOD: [&str; 4] = ["--start", "2026-09-01", "--end", "2026-11-01"];
@@ -441,15 +424,7 @@ async fn a_service_report_lists_its_resources_and_cost() {
 async fn daily_cost_by_tag_with_another_metric() {
     let pincher = Pincher::new(0).await;
     let day = |start: &str, end: &str, groups: &[(&str, &str)]| {
-        json!({
-            "TimePeriod": {"Start": start, "End": end},
-            "Total": {},
-            "Groups": groups.iter().map(|(key, amount)| json!({
-                "Keys": [key],
-                "Metrics": {"AmortizedCost": {"Amount": amount, "Unit": "USD"}},
-            })).collect::<Vec<_>>(),
-            "Estimated": false,
-        })
+        ce_groups(start, end, "AmortizedCost", groups, false)
     };
     pincher
         .org

@@ -8,16 +8,12 @@ use time::{Date, Month, OffsetDateTime};
 
 use crate::harness::{Pincher, Server};
 use crate::support::browser::{Browser, Page, screenshot_dir};
+use crate::support::moto::{ce_groups, ce_total};
 
 const REGION: &str = "us-east-1";
 
 fn total(start: Date, end: Date, amount: &str) -> Value {
-    json!({
-        "TimePeriod": {"Start": start.to_string(), "End": end.to_string()},
-        "Total": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}},
-        "Groups": [],
-        "Estimated": false,
-    })
+    ce_total(&start.to_string(), &end.to_string(), amount)
 }
 
 /// The first day of the month `back` months before this one.
@@ -312,18 +308,22 @@ async fn the_dashboard_and_a_report_in_a_browser() {
         "the EC2 report scrolls sideways at 375 px"
     );
     readable_in_light_and_dark(&page, "report-ec2").await;
+    page.media("print").await;
+    assert_eq!(
+        page.eval(
+            "[getComputedStyle(document.querySelector('thead th')).position, \
+              getComputedStyle(document.querySelector('.scroll')).overflowX, \
+              getComputedStyle(document.querySelector('details')).display]"
+        )
+        .await,
+        json!(["static", "visible", "none"]),
+        "printed: the whole table, no sticky header, no folded details"
+    );
+    page.media("").await;
 
     // Grouped cost: the change with its sign and percentage, bars stacked by group.
     let group = |start: &str, end: &str, groups: &[(&str, &str)]| {
-        json!({
-            "TimePeriod": {"Start": start, "End": end},
-            "Total": {},
-            "Groups": groups.iter().map(|(key, amount)| json!({
-                "Keys": [key],
-                "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}},
-            })).collect::<Vec<_>>(),
-            "Estimated": false,
-        })
+        ce_groups(start, end, "UnblendedCost", groups, false)
     };
     pincher
         .org

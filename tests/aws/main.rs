@@ -13,4 +13,5 @@ mod inventory;
 mod power;
 mod rules;
 mod savings;
+mod scale;
 mod storage;

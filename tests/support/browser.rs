@@ -287,6 +287,12 @@ impl Page<'_> {
         .await;
     }
 
+    /// Emulates a media type: `print`, or `` for the screen again.
+    pub async fn media(&self, media: &str) {
+        self.send("Emulation.setEmulatedMedia", json!({"media": media}))
+            .await;
+    }
+
     /// Writes a PNG of the whole page to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let shot = self

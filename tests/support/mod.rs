@@ -13,6 +13,7 @@ pub mod moto;
 pub mod opsmanager;
 pub mod otlp;
 pub mod private_postgres;
+pub mod proxy;
 pub mod recording;
 pub mod server;
 pub mod sqlite_lock;

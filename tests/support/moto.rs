@@ -644,3 +644,32 @@ pub fn check_well_formed_html(html: &str) -> Result<(), String> {
         Err(format!("unclosed elements: {stack:?}"))
     }
 }
+
+/// One bucket of seeded Cost Explorer results: `groups` as (key, amount in USD) of `metric`.
+pub fn ce_groups(
+    start: &str,
+    end: &str,
+    metric: &str,
+    groups: &[(&str, &str)],
+    estimated: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "TimePeriod": {"Start": start, "End": end},
+        "Total": {},
+        "Groups": groups.iter().map(|(key, amount)| serde_json::json!({
+            "Keys": [key],
+            "Metrics": {metric: {"Amount": amount, "Unit": "USD"}},
+        })).collect::<Vec<_>>(),
+        "Estimated": estimated,
+    })
+}
+
+/// One ungrouped bucket of seeded Cost Explorer results: `amount` USD of UnblendedCost.
+pub fn ce_total(start: &str, end: &str, amount: &str) -> serde_json::Value {
+    serde_json::json!({
+        "TimePeriod": {"Start": start, "End": end},
+        "Total": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}},
+        "Groups": [],
+        "Estimated": false,
+    })
+}

@@ -224,11 +224,13 @@ fn filters(query: &Ec2Query) -> Vec<Filter> {
     filters
 }
 
-/// Reads every instance of one account × region, page by page.
-pub(crate) async fn instances_in(
-    part: Part,
+/// Reads every instance of one account × region, page by page, keeping what `keep` makes of
+/// each: a page is dropped as soon as it is mapped, so no SDK response outlives its page.
+pub(crate) async fn instances_in<T>(
+    part: &Part,
     filters: Vec<Filter>,
-) -> Result<Vec<(Part, Instance)>, AwsError> {
+    mut keep: impl FnMut(Instance) -> Option<T>,
+) -> Result<Vec<T>, AwsError> {
     let client = aws_sdk_ec2::Client::new(&part.config);
     let mut pages = client
         .describe_instances()
@@ -245,9 +247,13 @@ pub(crate) async fn instances_in(
     {
         cap.count()?;
         for reservation in page.reservations.unwrap_or_default() {
-            for instance in reservation.instances.unwrap_or_default() {
-                found.push((part.clone(), instance));
-            }
+            found.extend(
+                reservation
+                    .instances
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(&mut keep),
+            );
         }
     }
     Ok(found)
@@ -315,19 +321,21 @@ pub async fn instance_report(
     let server_filters = filters(query);
     let mut fan_out = aws
         .fan_out(&query.targets, progress, |part| {
-            instances_in(part, server_filters.clone())
+            let filters = server_filters.clone();
+            async move {
+                instances_in(&part, filters, |instance| {
+                    let row = row(&part, instance, services, now, query.include_tags);
+                    let wanted = query
+                        .service
+                        .as_ref()
+                        .is_none_or(|(name, _)| row.service.as_deref() == Some(name));
+                    wanted.then_some(row)
+                })
+                .await
+            }
         })
         .await?;
-    let mut rows: Vec<Ec2Row> = std::mem::take(&mut fan_out.rows)
-        .into_iter()
-        .map(|(part, instance)| row(&part, instance, services, now, query.include_tags))
-        .filter(|row| {
-            query
-                .service
-                .as_ref()
-                .is_none_or(|(name, _)| row.service.as_deref() == Some(name))
-        })
-        .collect();
+    let mut rows: Vec<Ec2Row> = std::mem::take(&mut fan_out.rows);
     rows.sort_by(|a, b| {
         (&a.account, &a.region, &a.instance_id).cmp(&(&b.account, &b.region, &b.instance_id))
     });

@@ -16,6 +16,7 @@ mod traced;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -25,7 +26,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
-use crate::config::AwsSettings;
+use crate::config::{AwsRetryMode, AwsSettings};
 use crate::domain::service::Service;
 use crate::plugins::sdk::describe_sdk_error;
 use crate::plugins::{Progress, observe};
@@ -214,6 +215,7 @@ pub struct Aws {
     home_region: String,
     assume_role_name: String,
     concurrency: usize,
+    per_account: usize,
 }
 
 impl Aws {
@@ -241,15 +243,22 @@ impl Aws {
                 .operation_timeout(Duration::from_secs(settings.operation_timeout_secs))
                 .build(),
         );
-        if crate::config::telemetry::enabled() {
-            loader = loader.http_client(traced::client());
-        }
+        let attempts = settings.max_attempts.max(1);
+        loader = loader.retry_config(
+            match settings.retry_mode {
+                AwsRetryMode::Adaptive => aws_config::retry::RetryConfig::adaptive(),
+                AwsRetryMode::Standard => aws_config::retry::RetryConfig::standard(),
+            }
+            .with_max_attempts(attempts),
+        );
+        loader = loader.http_client(traced::client());
         let base = loader.load().await;
         Self {
             base,
             home_region,
             assume_role_name: settings.assume_role_name.clone(),
             concurrency: settings.concurrency.max(1),
+            per_account: settings.concurrency_per_account.max(1),
         }
     }
 
@@ -512,15 +521,33 @@ impl Aws {
                 }
             }
         }
-        parts.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        // Region by region, each account in turn: the parts in flight spread over the
+        // accounts, so the per-account bound holds back as few of them as it can.
+        parts.sort_by(|a, b| (&a.region, &a.account).cmp(&(&b.region, &b.account)));
         attempted += parts.len();
         progress.start(parts.len() as u64);
+        let per_account: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>> =
+            account_ids
+                .iter()
+                .map(|id| {
+                    let bound = Arc::new(tokio::sync::Semaphore::new(self.per_account));
+                    (id.clone(), bound)
+                })
+                .collect();
         let results: Vec<(String, String, Result<Vec<T>, AwsError>)> =
             futures::stream::iter(parts.into_iter().map(|part| {
                 let (account, region) = (part.account.clone(), part.region.clone());
+                let bound = per_account.get(&account).cloned();
                 let run = work(part);
                 async move {
+                    let _turn = match &bound {
+                        Some(bound) => bound.acquire().await.ok(),
+                        None => None,
+                    };
                     let result = run.await;
+                    if let Ok(found) = &result {
+                        progress.rows(found.len() as u64);
+                    }
                     progress.advance(&format!("{account}/{region}"));
                     (account, region, result)
                 }

@@ -383,11 +383,7 @@ async fn inventory_of(part: &Part, query: &SavingsQuery) -> Result<Inventory, Aw
                 .values("running")
                 .values("stopped")
                 .build();
-            Ok(super::ec2::instances_in(part.clone(), vec![states])
-                .await?
-                .into_iter()
-                .map(|(_, instance)| instance)
-                .collect())
+            super::ec2::instances_in(part, vec![states], Some).await
         } else {
             Ok(Vec::new())
         }
