@@ -73,17 +73,85 @@ pub async fn read<A: Action>(
     params: &Valid<A::Params>,
     what: &'static str,
 ) -> anyhow::Result<A::Outcome> {
+    read_with::<A>(ctx, params, progress_bar(what).as_ref()).await
+}
+
+/// [`read`] for `--output jsonl` on stdout: each finished part's rows are written at once,
+/// one `{"row": …}` line each, and the report keeps only its totals (the final
+/// `{"report": …}` line).
+pub async fn read_streamed<A: Action>(
+    ctx: &Context,
+    params: &Valid<A::Params>,
+    what: &'static str,
+) -> anyhow::Result<A::Outcome> {
+    let progress = JsonlRows {
+        bar: progress_bar(what),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let outcome = read_with::<A>(ctx, params, &progress).await?;
+    if progress.failed.load(std::sync::atomic::Ordering::Relaxed) {
+        anyhow::bail!("cannot write the rows to stdout");
+    }
+    Ok(outcome)
+}
+
+async fn read_with<A: Action>(
+    ctx: &Context,
+    params: &Valid<A::Params>,
+    progress: &dyn Progress,
+) -> anyhow::Result<A::Outcome> {
     let options = RunOptions {
         trigger: Trigger::Cli,
         actor: "cli".into(),
         dry_run: false,
         record: false,
     };
-    let progress = progress_bar(what);
-    execute::<A>(ctx, params, &options, progress.as_ref(), &Preapproved)
+    execute::<A>(ctx, params, &options, progress, &Preapproved)
         .await
         .result
         .map_err(|e| failure(A::NAME, e))
+}
+
+/// Writes each finished part's rows to stdout as JSON lines, beside a progress bar.
+struct JsonlRows {
+    bar: Box<dyn Progress>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Progress for JsonlRows {
+    fn start(&self, total: u64) {
+        self.bar.start(total);
+    }
+
+    fn rows(&self, count: u64) {
+        self.bar.rows(count);
+    }
+
+    fn advance(&self, label: &str) {
+        self.bar.advance(label);
+    }
+
+    fn finish(&self) {
+        self.bar.finish();
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn stream(&self, rows: Vec<serde_json::Value>) {
+        self.bar.rows(rows.len() as u64);
+        let written = with_stdout(|out| {
+            for row in rows {
+                out.write_all(crate::render::jsonl_row(row).as_bytes())?;
+            }
+            Ok(())
+        });
+        if written.is_err() {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// How a command asks before it changes something.

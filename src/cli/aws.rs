@@ -400,6 +400,11 @@ impl OutputArgs {
         emit_report(report, self.format(), self.out.as_deref(), &ctx.templates)
     }
 
+    /// Whether rows stream to stdout as parts finish: JSON lines, and no `--out` file.
+    fn streams(&self) -> bool {
+        self.format() == ReportFormat::Jsonl && self.out.is_none()
+    }
+
     fn format(&self) -> ReportFormat {
         if let Some(format) = self.output {
             return format;
@@ -411,6 +416,7 @@ impl OutputArgs {
             .and_then(|e| e.to_str())
             .and_then(|e| match e {
                 "json" => Some(ReportFormat::Json),
+                "jsonl" | "ndjson" => Some(ReportFormat::Jsonl),
                 "csv" => Some(ReportFormat::Csv),
                 "md" | "markdown" => Some(ReportFormat::Markdown),
                 "html" | "htm" => Some(ReportFormat::Html),
@@ -464,7 +470,11 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
                     service: args.service,
                     include_tags: args.include_tags,
                 })?;
-                let report = actions::read::<Ec2Report>(&ctx, &params, "EC2").await?;
+                let report = if args.output.streams() {
+                    actions::read_streamed::<Ec2Report>(&ctx, &params, "EC2").await?
+                } else {
+                    actions::read::<Ec2Report>(&ctx, &params, "EC2").await?
+                };
                 args.output.emit(&report, &ctx)
             }
             Ec2Command::Stop(args) => power::<Ec2Stop>(settings, selection, args).await,

@@ -53,6 +53,16 @@ pub trait Progress: Send + Sync {
     fn rows(&self, count: u64) {
         let _ = count;
     }
+    /// Whether rows are streamed out as parts finish (`--output jsonl`) rather than kept for
+    /// the report. Reports that can stream then hand each part's rows to [`Progress::stream`]
+    /// and keep only their totals.
+    fn streams(&self) -> bool {
+        false
+    }
+    /// One finished part's rows, when [`Progress::streams`].
+    fn stream(&self, rows: Vec<serde_json::Value>) {
+        let _ = rows;
+    }
     /// One unit (named by `label`, e.g. `123456789012/eu-west-1`) finished.
     fn advance(&self, label: &str) {
         let _ = label;

@@ -37,6 +37,9 @@ pub enum ReportFormat {
     Markdown,
     /// A self-contained HTML page.
     Html,
+    /// JSON lines: one `{"row": …}` per row, streamed as parts finish where the report can,
+    /// then one `{"report": …}` with everything but the rows.
+    Jsonl,
 }
 
 impl ReportFormat {
@@ -57,6 +60,7 @@ impl ReportFormat {
             Self::Csv => "text/csv; charset=utf-8",
             Self::Markdown => "text/markdown; charset=utf-8",
             Self::Html => "text/html; charset=utf-8",
+            Self::Jsonl => "application/x-ndjson",
         }
     }
 
@@ -518,6 +522,13 @@ impl Section {
     }
 }
 
+/// One row as a JSON line: `{"row": …}` and a newline.
+pub fn jsonl_row(row: Value) -> String {
+    let mut line = serde_json::json!({ "row": row }).to_string();
+    line.push('\n');
+    line
+}
+
 /// The CSP source that allows one inline script: `sha256-<base64 of its SHA-256>`.
 pub fn script_hash(script: &str) -> String {
     use base64::Engine;
@@ -544,6 +555,21 @@ where
     let lead = Lead::of(report);
     match format {
         ReportFormat::Json => Ok(serde_json::to_string_pretty(report)? + "\n"),
+        ReportFormat::Jsonl => {
+            let mut out = String::new();
+            for row in &report.rows {
+                out.push_str(&jsonl_row(serde_json::to_value(row)?));
+            }
+            let mut whole = serde_json::to_value(report)?;
+            if let Some(fields) = whole.as_object_mut() {
+                fields.remove("rows");
+            }
+            out.push_str(&serde_json::to_string(
+                &serde_json::json!({ "report": whole }),
+            )?);
+            out.push('\n');
+            Ok(out)
+        }
         ReportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(Vec::new());
             writer.write_record(&columns)?;
@@ -1000,6 +1026,28 @@ mod tests {
         );
         assert!(!html_cell("<b>2026-12-02T14:09:59Z</b>".into()).is_safe());
         assert!(!html_cell("2026-12-02T14:09:59+01".into()).is_safe());
+    }
+
+    #[test]
+    fn jsonl_is_a_line_per_row_then_the_report_without_them() {
+        let report = instances(&[
+            ("i-1", "running", "eu-west-1"),
+            ("i-2", "stopped", "us-east-1"),
+        ]);
+        let text = render_instances(&report, ReportFormat::Jsonl);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_default())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0]["row"]["id"], "i-1");
+        assert_eq!(lines[1]["row"]["state"], "stopped");
+        assert_eq!(lines[2]["report"]["kind"], "test.instances");
+        assert!(lines[2]["report"].get("rows").is_none());
+        assert!(
+            ReportFormat::negotiate(Some("jsonl"), None).is_err(),
+            "not over HTTP"
+        );
     }
 
     #[test]

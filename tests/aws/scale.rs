@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 
 use crate::harness::Pincher;
-use crate::support::proxy::{Proxy, attempt, ec2_throttled};
+use crate::support::proxy::{Proxy, attempt, ec2_throttled, is_action, region};
 
 const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
 
@@ -28,10 +28,7 @@ async fn throttled_organisation() -> (Pincher, Proxy, Arc<AtomicUsize>) {
     let proxy = Proxy::start(
         &pincher.org.url,
         Box::new(move |parts, body| {
-            let describe = body
-                .windows(b"Action=DescribeInstances".len())
-                .any(|w| w == b"Action=DescribeInstances");
-            (describe && attempt(parts) == 1).then(|| {
+            (is_action(body, "DescribeInstances") && attempt(parts) == 1).then(|| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 ec2_throttled()
             })
@@ -93,4 +90,91 @@ async fn a_throttled_part_is_retried_and_present() {
     assert_ne!(output.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("RequestLimitExceeded"), "{stderr}");
+}
+
+#[tokio::test]
+async fn jsonl_streams_each_part_as_it_finishes_then_the_totals() {
+    let mut pincher = Pincher::new(1).await;
+    let org = &pincher.org;
+    for account in [&org.management, &org.members[0]] {
+        for region in REGIONS {
+            org.run_instances(account, region, 2, "t3.micro", &[]).await;
+        }
+    }
+    // eu-west-1 answers 3 s late: us-east-1's rows must be out before it does.
+    let proxy = Proxy::delayed(
+        &pincher.org.url,
+        Box::new(|_, _| None),
+        Box::new(|parts, body| {
+            let slow = is_action(body, "DescribeInstances")
+                && region(parts).as_deref() == Some("eu-west-1");
+            std::time::Duration::from_secs(if slow { 3 } else { 0 })
+        }),
+    );
+    pincher.endpoint = Some(proxy.url.clone());
+    let mut child = pincher
+        .command()
+        .args([
+            "aws",
+            "--all-accounts",
+            "--regions",
+            "eu-west-1,us-east-1",
+            "ec2",
+            "report",
+            "--output",
+            "jsonl",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pincher");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<(std::time::Instant, Value)> = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|line| {
+                let value = serde_json::from_str(&line).expect("each line is JSON");
+                (std::time::Instant::now(), value)
+            })
+            .collect()
+    })
+    .await
+    .expect("read the lines");
+    let status = child.wait().expect("pincher ends");
+    assert_eq!(status.code(), Some(0));
+
+    let (rows, last) = lines.split_at(lines.len() - 1);
+    assert_eq!(rows.len(), 8, "one line per instance: {lines:?}");
+    assert!(
+        rows.iter()
+            .all(|(_, line)| line["row"]["instance_id"].is_string())
+    );
+    let report = &last[0].1["report"];
+    assert_eq!(report["kind"], "aws.ec2");
+    assert_eq!(
+        report["summary"]["total"], 8,
+        "the totals count the streamed rows"
+    );
+    assert_eq!(
+        report["summary"]["by_region"],
+        json!({"eu-west-1": 4, "us-east-1": 4})
+    );
+    assert_eq!(report["errors"], json!([]));
+    assert!(report.get("rows").is_none(), "the rows are not repeated");
+    let first_row = rows[0].0;
+    let first_late = rows
+        .iter()
+        .find(|(_, line)| line["row"]["region"] == "eu-west-1")
+        .map(|(at, _)| *at)
+        .expect("eu-west-1 rows");
+    assert_eq!(
+        rows[0].1["row"]["region"], "us-east-1",
+        "the fast region comes first"
+    );
+    assert!(
+        first_late.duration_since(first_row) >= std::time::Duration::from_secs(2),
+        "us-east-1's rows were written as soon as it finished, not with the rest"
+    );
 }

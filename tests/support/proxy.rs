@@ -22,10 +22,14 @@ const HOP_HEADERS: [HeaderName; 4] = [
 /// Looks at a request (head and body) and answers it, or returns `None` to pass it to moto.
 pub type Intercept = dyn Fn(&Parts, &Bytes) -> Option<Response> + Send + Sync;
 
+/// How long a request waits before it is answered or passed on.
+pub type Delay = dyn Fn(&Parts, &Bytes) -> std::time::Duration + Send + Sync;
+
 struct Shared {
     moto_url: String,
     client: reqwest::Client,
     intercept: Box<Intercept>,
+    delay: Box<Delay>,
 }
 
 /// A running proxy.
@@ -38,10 +42,20 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy to `moto_url` that shows every request to `intercept` first.
     pub fn start(moto_url: &str, intercept: Box<Intercept>) -> Self {
+        Self::delayed(
+            moto_url,
+            intercept,
+            Box::new(|_, _| std::time::Duration::ZERO),
+        )
+    }
+
+    /// [`Proxy::start`], each request held for what `delay` says first (others go on).
+    pub fn delayed(moto_url: &str, intercept: Box<Intercept>, delay: Box<Delay>) -> Self {
         let shared = Arc::new(Shared {
             moto_url: moto_url.trim_end_matches('/').to_owned(),
             client: reqwest::Client::new(),
             intercept,
+            delay,
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         listener
@@ -84,6 +98,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let Ok(body) = axum::body::to_bytes(body, 64 << 20).await else {
         return (StatusCode::BAD_REQUEST, "unreadable body").into_response();
     };
+    let wait = (shared.delay)(&parts, &body);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     if let Some(answer) = (shared.intercept)(&parts, &body) {
         return answer;
     }
@@ -133,6 +151,20 @@ pub fn attempt(parts: &Parts) -> u32 {
         .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("attempt=")))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(1)
+}
+
+/// Whether a request is the AWS query-protocol call `action` (e.g. `DescribeInstances`).
+pub fn is_action(body: &Bytes, action: &str) -> bool {
+    let needle = format!("Action={action}&");
+    body.windows(needle.len()).any(|w| w == needle.as_bytes())
+        || body.ends_with(format!("Action={action}").as_bytes())
+}
+
+/// The region a request is signed for (from its SigV4 credential scope).
+pub fn region(parts: &Parts) -> Option<String> {
+    let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    scope.split('/').nth(2).map(str::to_owned)
 }
 
 /// EC2's answer to a throttled call (query protocol): 503 `RequestLimitExceeded`.

@@ -94,19 +94,19 @@ pub struct Ec2Summary {
 impl Ec2Summary {
     /// Counts `rows`.
     pub fn of(rows: &[Ec2Row]) -> Self {
-        let mut summary = Self {
-            total: rows.len(),
-            ..Self::default()
-        };
+        let mut summary = Self::default();
         for row in rows {
-            *summary.by_state.entry(row.state.clone()).or_default() += 1;
-            *summary
-                .by_type
-                .entry(row.instance_type.clone())
-                .or_default() += 1;
-            *summary.by_region.entry(row.region.clone()).or_default() += 1;
+            summary.add(row);
         }
         summary
+    }
+
+    /// Counts one more row.
+    pub fn add(&mut self, row: &Ec2Row) {
+        self.total += 1;
+        *self.by_state.entry(row.state.clone()).or_default() += 1;
+        *self.by_type.entry(row.instance_type.clone()).or_default() += 1;
+        *self.by_region.entry(row.region.clone()).or_default() += 1;
     }
 }
 
@@ -319,11 +319,14 @@ pub async fn instance_report(
 ) -> Result<Report<Ec2Row, Ec2Summary>, AwsError> {
     let now = OffsetDateTime::now_utc();
     let server_filters = filters(query);
+    // When rows stream out, only their counts stay here.
+    let streamed = std::sync::Mutex::new(Ec2Summary::default());
     let mut fan_out = aws
         .fan_out(&query.targets, progress, |part| {
             let filters = server_filters.clone();
+            let streamed = &streamed;
             async move {
-                instances_in(&part, filters, |instance| {
+                let rows = instances_in(&part, filters, |instance| {
                     let row = row(&part, instance, services, now, query.include_tags);
                     let wanted = query
                         .service
@@ -331,7 +334,19 @@ pub async fn instance_report(
                         .is_none_or(|(name, _)| row.service.as_deref() == Some(name));
                     wanted.then_some(row)
                 })
-                .await
+                .await?;
+                if !progress.streams() {
+                    return Ok(rows);
+                }
+                if let Ok(mut summary) = streamed.lock() {
+                    rows.iter().for_each(|row| summary.add(row));
+                }
+                progress.stream(
+                    rows.iter()
+                        .filter_map(|row| serde_json::to_value(row).ok())
+                        .collect(),
+                );
+                Ok(Vec::new())
             }
         })
         .await?;
@@ -358,7 +373,11 @@ pub async fn instance_report(
     if let Some((name, _)) = &query.service {
         scope_filters.insert("service".into(), name.clone());
     }
-    let summary = Ec2Summary::of(&rows);
+    let summary = if progress.streams() {
+        streamed.into_inner().unwrap_or_default()
+    } else {
+        Ec2Summary::of(&rows)
+    };
     Ok(fan_out.into_report(
         "aws.ec2",
         "EC2 instances",
