@@ -4,6 +4,8 @@
 # regions, and pincher with the fan-out bound at 1 versus the default.
 #
 #   bench/aws_ec2_report.sh [PINCHER_BINARY]    (default: target/release/pincher, else debug)
+#   BENCH_REGIONS="us-east-1" BENCH_RESERVATIONS=200 BENCH_PER_RESERVATION=100 \
+#     bench/aws_ec2_report.sh                  (20,000 instances in one region)
 #
 # Prints one line per run: what, wall seconds, user+system CPU seconds, peak RSS in MiB.
 set -euo pipefail
@@ -31,20 +33,21 @@ trap 'kill $moto 2>/dev/null; rm -rf "$work"' EXIT
 url=http://127.0.0.1:$port
 for _ in $(seq 100); do curl -s -o /dev/null "$url/moto-api/" && break; sleep 0.1; done
 
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export PINCHER_AWS__ENDPOINT_URL=$url PINCHER_DATABASE__URL=sqlite://$work/pincher.db
-regions=(us-east-1 us-west-2 eu-west-1 ap-southeast-2)
+read -r -a regions <<<"${BENCH_REGIONS:-us-east-1 us-west-2 eu-west-1 ap-southeast-2}"
+reservations=${BENCH_RESERVATIONS:-50} per_reservation=${BENCH_PER_RESERVATION:-10}
 
 # 2,000 instances: 50 reservations of 10 per region, like autoscaling groups launching.
-"$venv/bin/python" - "$url" "${regions[@]}" <<'PY'
+"$venv/bin/python" - "$url" "$reservations" "$per_reservation" "${regions[@]}" <<'PY'
 import sys, boto3
 from concurrent.futures import ThreadPoolExecutor
-url, regions = sys.argv[1], sys.argv[2:]
+url, reservations, per, regions = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 def launch(region):
     ec2 = boto3.client("ec2", region_name=region, endpoint_url=url)
-    for i in range(50):
-        ec2.run_instances(ImageId="ami-12c6146b", MinCount=10, MaxCount=10, InstanceType="t3.micro",
+    for i in range(reservations):
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=per, MaxCount=per, InstanceType="t3.micro",
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "service", "Value": f"svc-{i % 7}"}]}])
 with ThreadPoolExecutor(4) as pool:
     list(pool.map(launch, regions))

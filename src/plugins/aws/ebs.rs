@@ -216,7 +216,7 @@ pub struct Storage {
 /// Reads the volumes, the account's snapshots and its AMIs of one account × region.
 /// `snapshots` false skips the snapshots and AMIs.
 pub async fn storage_in(part: &Part, snapshots: bool) -> Result<Storage, AwsError> {
-    let client = aws_sdk_ec2::Client::new(&part.config);
+    let client = super::part_client!(aws_sdk_ec2, &part);
     let mut storage = Storage::default();
     let mut pages = client
         .describe_volumes()

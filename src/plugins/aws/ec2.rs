@@ -231,7 +231,7 @@ pub(crate) async fn instances_in<T>(
     filters: Vec<Filter>,
     mut keep: impl FnMut(Instance) -> Option<T>,
 ) -> Result<Vec<T>, AwsError> {
-    let client = aws_sdk_ec2::Client::new(&part.config);
+    let client = super::part_client!(aws_sdk_ec2, &part);
     let mut pages = client
         .describe_instances()
         .set_filters((!filters.is_empty()).then_some(filters))

@@ -173,7 +173,7 @@ const TAG_READS: usize = 8;
 /// Reads every function of one account × region with its tags (`lambda:ListTags` per
 /// function: ListFunctions does not return them).
 pub(crate) async fn functions_in(part: Part) -> Result<Vec<Function>, AwsError> {
-    let client = aws_sdk_lambda::Client::new(&part.config);
+    let client = super::part_client!(aws_sdk_lambda, &part);
     let mut pages = client
         .list_functions()
         .max_items(50)

@@ -612,6 +612,28 @@ struct AccountConfig {
     config: SdkConfig,
 }
 
+/// A client of the SDK crate `$sdk` for a [`Part`], whose retries (their quota and, in
+/// adaptive mode, the client-side rate limit) are its account's and region's own. The SDK
+/// otherwise shares them across every client of a service in the process, so one throttled
+/// account would slow the reading of every other; AWS throttles each account and region on
+/// its own.
+macro_rules! part_client {
+    ($sdk:ident, $part:expr) => {{
+        let part: &$crate::plugins::aws::Part = $part;
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from(&part.config)
+                .retry_partition($sdk::config::retry::RetryPartition::new(format!(
+                    "{}-{}-{}",
+                    stringify!($sdk),
+                    part.account,
+                    part.region
+                )))
+                .build(),
+        )
+    }};
+}
+pub(crate) use part_client;
+
 /// One account × region of a fan-out, with the SDK configuration to read it.
 #[derive(Debug, Clone)]
 pub struct Part {

@@ -150,7 +150,7 @@ pub(crate) async fn instances_in(
     part: Part,
     identifiers: Vec<String>,
 ) -> Result<Vec<(Part, DbInstance)>, AwsError> {
-    let client = aws_sdk_rds::Client::new(&part.config);
+    let client = super::part_client!(aws_sdk_rds, &part);
     let filters = if identifiers.is_empty() {
         None
     } else {

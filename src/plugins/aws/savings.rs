@@ -328,13 +328,13 @@ struct Inventory {
 
 /// Every Elastic IP of one account × region, as DescribeAddresses gives them.
 pub(crate) async fn addresses_in(part: &Part) -> Result<Vec<Address>, AwsError> {
-    let client = aws_sdk_ec2::Client::new(&part.config);
+    let client = super::part_client!(aws_sdk_ec2, &part);
     let found = call("ec2:DescribeAddresses", client.describe_addresses().send()).await?;
     Ok(found.addresses.unwrap_or_default())
 }
 
 async fn database_snapshots_in(part: &Part) -> Result<Vec<DbSnapshot>, AwsError> {
-    let client = aws_sdk_rds::Client::new(&part.config);
+    let client = super::part_client!(aws_sdk_rds, &part);
     let mut pages = client
         .describe_db_snapshots()
         .snapshot_type("manual")

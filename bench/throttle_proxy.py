@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""A latency-and-throttling proxy in front of moto, for bench/org_scale.sh.
+
+Every AWS call waits DELAY_MS before it is passed on, as calls to AWS take tens of
+milliseconds where moto answers in one; a share of calls (SHARE, seeded, so runs compare) is
+answered the way AWS answers when it throttles: EC2's 503 RequestLimitExceeded, the JSON
+protocols' 400 ThrottlingException, the other query protocols' 400 Throttling. GET /__stats
+returns the counts as JSON; POST /__reset zeroes them.
+
+    throttle_proxy.py PORT MOTO_URL [DELAY_MS] [SHARE] [SEED]
+"""
+import http.client
+import http.server
+import json
+import random
+import sys
+import threading
+import time
+import urllib.parse
+
+port, moto = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2])
+delay = float(sys.argv[3] if len(sys.argv) > 3 else 50) / 1000
+share = float(sys.argv[4] if len(sys.argv) > 4 else 0.05)
+chance = random.Random(int(sys.argv[5] if len(sys.argv) > 5 else 20261202))
+lock = threading.Lock()
+stats = {"calls": 0, "throttled": 0}
+local = threading.local()
+
+EC2 = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>RequestLimitExceeded'
+       b'</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>bench</RequestID></Response>')
+QUERY = (b'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded'
+         b'</Message></Error><RequestId>bench</RequestId></ErrorResponse>')
+JSON = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+
+
+def upstream():
+    if getattr(local, "conn", None) is None:
+        local.conn = http.client.HTTPConnection(moto.hostname, moto.port, timeout=60)
+    return local.conn
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.startswith("/__stats"):
+            with lock:
+                return self.answer(200, json.dumps(stats).encode(), "application/json")
+        if self.path.startswith("/__reset"):
+            with lock:
+                stats.update(calls=0, throttled=0)
+            return self.answer(200, b"{}", "application/json")
+        time.sleep(delay)
+        with lock:
+            stats["calls"] += 1
+            throttle = chance.random() < share
+            if throttle:
+                stats["throttled"] += 1
+        if throttle:
+            auth = self.headers.get("Authorization", "")
+            if self.headers.get("X-Amz-Target"):
+                return self.answer(400, JSON, "application/x-amz-json-1.1")
+            if "/ec2/aws4_request" in auth:
+                return self.answer(503, EC2, "text/xml;charset=UTF-8")
+            return self.answer(400, QUERY, "text/xml")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        for attempt in range(2):
+            try:
+                conn = upstream()
+                conn.request(self.command, self.path, body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                break
+            except (http.client.HTTPException, OSError):
+                local.conn = None
+                if attempt:
+                    return self.answer(502, b"moto did not answer", "text/plain")
+        self.send_response(reply.status)
+        for k, v in reply.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+
+Server(("127.0.0.1", port), Handler).serve_forever()
