@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::actions::cost_report::DEFAULT_METRIC;
 use crate::actions::registered;
@@ -76,26 +76,12 @@ impl CostCache {
     }
 }
 
-/// The first day of the month `months` before the month of `day`.
-fn month_start(day: Date, months: u8) -> Date {
-    let mut year = day.year();
-    let mut month = u8::from(day.month());
-    for _ in 0..months {
-        if month == 1 {
-            month = 12;
-            year -= 1;
-        } else {
-            month -= 1;
-        }
-    }
-    let month = time::Month::try_from(month).unwrap_or(time::Month::January);
-    Date::from_calendar_date(year, month, 1).unwrap_or(day)
-}
-
 async fn read_costs(ctx: &Context) -> Costs {
     let now = OffsetDateTime::now_utc();
-    let this_month = month_start(now.date(), 0);
-    let last_month = month_start(now.date(), 1);
+    let Period {
+        start: last_month,
+        end: this_month,
+    } = ce::last_full_month(now.date());
     let mut costs = Costs {
         as_of: timestamp(now),
         read_at: now,
@@ -109,7 +95,7 @@ async fn read_costs(ctx: &Context) -> Costs {
         let aws = ctx.aws().await;
         let totals = CeQuery {
             period: Period {
-                start: month_start(now.date(), COST_MONTHS),
+                start: ce::add_months(this_month, -i32::from(COST_MONTHS)),
                 end: this_month,
             },
             granularity: Granularity::Monthly,
@@ -236,8 +222,6 @@ pub struct Waste {
     pub total: String,
     /// Estimated monthly waste and findings by kind, largest first.
     pub by_kind: Vec<(String, String, usize)>,
-    /// The chart of it.
-    pub chart: Option<Chart>,
 }
 
 /// The waste of the newest full savings run, if one was recorded.
@@ -264,7 +248,6 @@ pub async fn waste(ctx: &Context) -> Result<Option<Waste>, DbError> {
                 )
             })
             .collect(),
-        chart: Headline::chart(&summary, &[]),
     }))
 }
 
@@ -286,8 +269,17 @@ mod tests {
     #[test]
     fn months_count_back_across_the_year() {
         use time::macros::date;
-        assert_eq!(month_start(date!(2026 - 12 - 02), 0), date!(2026 - 12 - 01));
-        assert_eq!(month_start(date!(2026 - 12 - 02), 6), date!(2026 - 06 - 01));
-        assert_eq!(month_start(date!(2026 - 02 - 28), 3), date!(2025 - 11 - 01));
+        assert_eq!(
+            ce::last_full_month(date!(2026 - 12 - 02)).end,
+            date!(2026 - 12 - 01)
+        );
+        assert_eq!(
+            ce::add_months(date!(2026 - 12 - 01), -6),
+            date!(2026 - 06 - 01)
+        );
+        assert_eq!(
+            ce::add_months(date!(2026 - 02 - 01), -3),
+            date!(2025 - 11 - 01)
+        );
     }
 }

@@ -93,6 +93,13 @@ impl TokenCache {
         Some(refusal(token, needed))
     }
 
+    /// The cached token with this digest, if cached less than `ttl` ago.
+    fn fresh(&self, digest: &Digest, ttl: Duration) -> Option<ApiToken> {
+        let entries = self.entries.load();
+        let (token, _) = entries.get(digest).filter(|(_, at)| at.elapsed() < ttl)?;
+        Some(token.clone())
+    }
+
     /// Whether this digest was refused less than `ttl` ago.
     fn recently_refused(&self, digest: &Digest, ttl: Duration) -> bool {
         self.refused
@@ -254,38 +261,18 @@ pub async fn session(state: &AppState, headers: &HeaderMap) -> Option<(ApiToken,
     Some((token, presented.to_owned()))
 }
 
-/// The active token `presented` is, from the cache or the database.
+/// The active, unexpired token `presented` is, looked up as a bearer token is ([`find`]:
+/// cached, refusals remembered, lookups bounded).
 pub async fn verify(state: &AppState, presented: &str) -> Option<ApiToken> {
     if !token::well_formed(presented) {
         return None;
     }
-    let digest = token::digest(presented);
-    let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
-    let cached = state
-        .tokens
-        .entries
-        .load()
-        .get(&digest)
-        .filter(|(_, at)| at.elapsed() < ttl)
-        .map(|(token, _)| token.clone());
-    let token = match cached {
-        Some(token) => token,
-        None => {
-            let generation = state.tokens.generation.load(Ordering::Acquire);
-            let token = tokens::find_active(&state.db, &token::hex(&digest))
-                .await
-                .ok()
-                .flatten()?;
-            state.tokens.put(digest, token.clone(), generation);
-            token
-        }
-    };
-    let expired = token.expires_at.is_some() && token.expired(time::OffsetDateTime::now_utc());
-    (!expired).then_some(token)
+    let token = find(state, token::digest(presented)).await.ok().flatten()?;
+    (!expired(&token)).then_some(token)
 }
 
 /// Sends a browser without a token to the login form, to come back to `path` after.
-fn to_login(path: &str, query: Option<&str>) -> Response {
+pub fn to_login(path: &str, query: Option<&str>) -> Response {
     let back = match query {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
@@ -397,16 +384,38 @@ fn negative_ttl(state: &AppState) -> Duration {
 /// the request timeout.
 pub async fn look_up(state: &AppState, lookup: Lookup) -> Option<Response> {
     let Lookup { digest, needed } = lookup;
+    match find(state, digest).await {
+        Ok(Some(token)) if expired(&token) => Some(invalid_token()),
+        Ok(Some(token)) => refusal(&token, needed),
+        Ok(None) => Some(invalid_token()),
+        Err(e) => Some(e.into_response()),
+    }
+}
+
+fn expired(token: &ApiToken) -> bool {
+    token.expires_at.is_some() && token.expired(time::OffsetDateTime::now_utc())
+}
+
+/// The active token with `digest`: the cached one, else (unless it was refused lately) the
+/// database's, with at most `auth.max_concurrent_lookups` lookups at once. Either answer is
+/// cached.
+async fn find(state: &AppState, digest: Digest) -> Result<Option<ApiToken>, ApiError> {
+    let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
+    let cached = |state: &AppState| {
+        if state.tokens.recently_refused(&digest, negative_ttl(state)) {
+            return Some(None);
+        }
+        state.tokens.fresh(&digest, ttl).map(Some)
+    };
+    if let Some(known) = cached(state) {
+        return Ok(known);
+    }
     let Ok(_turn) = state.tokens.lookups.acquire().await else {
-        return Some(ApiError::Unavailable("token lookups are closed".into()).into_response());
+        return Err(ApiError::Unavailable("token lookups are closed".into()));
     };
     // Another request may have looked the same token up while this one waited.
-    let ttl = Duration::from_secs(state.settings.auth.token_cache_ttl_secs);
-    if let Some(verdict) = state.tokens.check(&digest, ttl, needed) {
-        return verdict;
-    }
-    if state.tokens.recently_refused(&digest, negative_ttl(state)) {
-        return Some(invalid_token());
+    if let Some(known) = cached(state) {
+        return Ok(known);
     }
     let generation = state.tokens.generation.load(Ordering::Acquire);
     let found = tokens::find_active(&state.db, &token::hex(&digest)).await;
@@ -418,15 +427,14 @@ pub async fn look_up(state: &AppState, lookup: Lookup) -> Option<Response> {
     METRICS.token_lookups.with_label_values(&[result]).inc();
     match found {
         Ok(Some(token)) => {
-            let verdict = refusal(&token, needed);
-            state.tokens.put(digest, token, generation);
-            verdict
+            state.tokens.put(digest, token.clone(), generation);
+            Ok(Some(token))
         }
         Ok(None) => {
             state.tokens.refuse(digest, negative_ttl(state));
-            Some(invalid_token())
+            Ok(None)
         }
-        Err(e) => Some(ApiError::from(e).into_response()),
+        Err(e) => Err(ApiError::from(e)),
     }
 }
 

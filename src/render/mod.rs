@@ -207,13 +207,22 @@ impl Lead {
         R: Tabular,
         S: Headline<R>,
     {
+        let cells: Vec<Vec<String>> = report.rows.iter().map(Tabular::cells).collect();
+        Self::with_cells(report, &cells)
+    }
+
+    /// The lead of `report`, whose rows' cells are `cells`.
+    fn with_cells<R, S>(report: &Report<R, S>, cells: &[Vec<String>]) -> Self
+    where
+        R: Tabular,
+        S: Headline<R>,
+    {
         let columns = R::columns();
         let many = R::noun();
         let column = |name: &str| columns.iter().position(|c| *c == name);
-        let cells: Vec<Vec<String>> = report.rows.iter().map(Tabular::cells).collect();
         let counted = |index: usize| {
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-            for row in &cells {
+            for row in cells {
                 let value = row.get(index).map_or("", String::as_str);
                 *counts
                     .entry(if value.is_empty() { "(none)" } else { value })
@@ -248,7 +257,7 @@ impl Lead {
         let chart = report
             .summary
             .chart(&report.rows)
-            .or_else(|| facet_chart::<R>(&cells, many, &column));
+            .or_else(|| facet_chart::<R>(cells, many, &column));
         let empty = report
             .summary
             .empty()
@@ -455,8 +464,8 @@ impl Section {
         R: Tabular,
         S: Headline<R>,
     {
-        let rows = report.rows.iter().map(Tabular::cells).collect();
-        Self::with(report, Lead::of(report), rows)
+        let rows: Vec<Vec<String>> = report.rows.iter().map(Tabular::cells).collect();
+        Self::with(report, Lead::with_cells(report, &rows), rows)
     }
 
     fn with<R, S>(report: &Report<R, S>, lead: Lead, mut rows: Vec<Vec<String>>) -> Self
@@ -552,7 +561,7 @@ where
     let columns = R::columns();
     let rows: Vec<Vec<String>> = report.rows.iter().map(Tabular::cells).collect();
     let summary = flatten(&serde_json::to_value(&report.summary)?);
-    let lead = Lead::of(report);
+    let lead = Lead::with_cells(report, &rows);
     match format {
         ReportFormat::Json => Ok(serde_json::to_string_pretty(report)? + "\n"),
         ReportFormat::Jsonl => {

@@ -6,19 +6,18 @@
 
 use std::sync::LazyLock;
 
-use axum::Form;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::{Value as TemplateValue, context};
-use serde::Deserialize;
 
+use super::extract::FormFields;
+use crate::actions::Valid;
 use crate::actions::service_report::{ServiceReport, ServiceReportParams};
-use crate::actions::{RunOptions, Valid};
 use crate::config::AuthMode;
-use crate::domain::run::{RunFilter, Trigger};
+use crate::domain::run::RunFilter;
 use crate::domain::service::ServiceKey;
 use crate::domain::token::Scope;
 use crate::middleware::auth::{self, SESSION_COOKIE};
@@ -147,12 +146,6 @@ fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
 }
 
-/// The login form, back to `/` (or `next`) after.
-fn to_login(next: &str) -> Response {
-    let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-    see_other(&format!("/login?next={next}"))
-}
-
 fn now() -> String {
     crate::report::timestamp(time::OffsetDateTime::now_utc())
 }
@@ -160,7 +153,7 @@ fn now() -> String {
 /// `GET /` from a browser: the dashboard.
 pub async fn home(state: &AppState, headers: &HeaderMap, notice: Option<String>) -> Response {
     let Some(viewer) = viewer(state, headers).await else {
-        return to_login("/");
+        return auth::to_login("/", None);
     };
     let services = crate::db::services::list_all(&state.db, &Default::default()).await;
     let backups = crate::dashboard::backups(&state.app).await;
@@ -214,27 +207,22 @@ pub async fn home(state: &AppState, headers: &HeaderMap, notice: Option<String>)
     )
 }
 
-/// A note shown once on a page after a form, from its query.
-#[derive(Debug, Default, Deserialize)]
-struct Notice {
-    started: Option<String>,
-}
-
-impl Notice {
-    fn text(&self) -> Option<String> {
-        self.started.as_ref().map(|id| format!("Run {id} started."))
-    }
+/// The note shown once on a page after its run form: `?started=<run id>`.
+pub fn notice(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "started")
+        .map(|(_, id)| format!("Run {id} started."))
 }
 
 /// A service's page: what it is, its cost, its rules, its resources and their waste.
 async fn service_page(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(notice): Query<Notice>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let Some(viewer) = viewer(&state, &headers).await else {
-        return to_login(&format!("/dashboard/services/{key}"));
+        return auth::to_login(&format!("/dashboard/services/{key}"), None);
     };
     let not_found = || ApiError::NotFound(format!("service {key:?} not found")).into_response();
     let Ok(parsed) = ServiceKey::parse(&key) else {
@@ -257,7 +245,14 @@ async fn service_page(
         ..ServiceReportParams::default()
     };
     let mut problems = Vec::new();
-    let (cost, resources) = match report_of(&state, params).await {
+    let report = match serde_json::to_value(params).map(Valid::from_json) {
+        Ok(Ok(params)) => super::reports::run_report::<ServiceReport>(&state, &params)
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (cost, resources) = match report {
         Ok(outcome) => (
             Some(Section::of(&outcome.cost)),
             vec![
@@ -282,7 +277,7 @@ async fn service_page(
             signed_in => viewer.name.is_some(),
             csrf => viewer.csrf(),
             can_write => viewer.can_write(),
-            notice => notice.text(),
+            notice => notice(query.as_deref()),
             service => TemplateValue::from_serialize(&service),
             rules => TemplateValue::from_serialize(&rules),
             cost => TemplateValue::from_serialize(&cost),
@@ -290,31 +285,6 @@ async fn service_page(
             problems => problems,
         },
     )
-}
-
-/// Runs the service report for a page (not recorded as a run).
-async fn report_of(
-    state: &AppState,
-    params: ServiceReportParams,
-) -> Result<crate::actions::service_report::ServiceReportOutcome, String> {
-    let params = Valid::from_json(serde_json::to_value(params).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let options = RunOptions {
-        trigger: Trigger::Http,
-        actor: "dashboard".into(),
-        dry_run: false,
-        record: false,
-    };
-    crate::actions::runner::execute::<ServiceReport>(
-        &state.app,
-        &params,
-        &options,
-        &crate::plugins::NoProgress,
-        &crate::actions::Preapproved,
-    )
-    .await
-    .result
-    .map_err(|e| e.to_string())
 }
 
 /// Where to go after logging in: a path on this site, else `/`.
@@ -325,11 +295,6 @@ fn local_path(next: Option<&str>) -> String {
         }
         _ => "/".to_owned(),
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
 }
 
 fn login_page(state: &AppState, status: StatusCode, next: &str, error: Option<&str>) -> Response {
@@ -347,25 +312,21 @@ fn login_page(state: &AppState, status: StatusCode, next: &str, error: Option<&s
 }
 
 /// The login form.
-async fn login_form(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
-    let next = local_path(query.next.as_deref());
+async fn login_form(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let next = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "next")
+        .map(|(_, next)| next.into_owned());
+    let next = local_path(next.as_deref());
     login_page(&state, StatusCode::OK, &next, None)
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-    next: Option<String>,
-}
-
 /// Checks the token sent and keeps it in the session cookie.
-async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let next = local_path(form.next.as_deref());
-    let token = form.token.trim();
+async fn login(State(state): State<AppState>, headers: HeaderMap, form: FormFields) -> Response {
+    let next = local_path(form.0.get("next").map(String::as_str));
+    let token = match form.required("token") {
+        Ok(token) => token.trim(),
+        Err(e) => return e.into_response(),
+    };
     if auth::verify(&state, token).await.is_none() {
         return login_page(
             &state,
@@ -402,26 +363,21 @@ async fn logout(headers: HeaderMap) -> Response {
     response
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// Runs a rule now from its service's page, for a session with a write token.
 async fn run_rule(
     State(state): State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+    form: FormFields,
 ) -> Response {
     let Some(viewer) = viewer(&state, &headers).await else {
-        return to_login("/");
+        return auth::to_login("/", None);
     };
+    let sent = form.0.get("csrf").map_or("", String::as_str);
     let valid = viewer
         .key
         .as_deref()
-        .is_some_and(|key| auth::csrf_valid(key, &form.csrf));
+        .is_some_and(|key| auth::csrf_valid(key, sent));
     if !valid {
         return ApiError::Forbidden(
             "the form's CSRF token is missing or wrong; reload the page and try again".into(),

@@ -40,6 +40,45 @@ impl FromRequest<AppState> for OptionalJsonBody {
     }
 }
 
+/// The fields of a form body (`application/x-www-form-urlencoded`, as a browser posts it), of
+/// at most `server.body_limit_bytes`; of a repeated field, the last value stands.
+#[derive(Debug)]
+pub struct FormFields(pub std::collections::HashMap<String, String>);
+
+impl FormFields {
+    /// The field `name`, or a 400 naming it.
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::bad_parameter(name, "missing from the form"))
+    }
+}
+
+impl FromRequest<AppState> for FormFields {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let essence = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if essence.as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the form as application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let bytes = read_body(req, state).await?;
+        Ok(Self(
+            url::form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
         detail: format!("the request body is not valid JSON: {e}"),

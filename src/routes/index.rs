@@ -1,7 +1,7 @@
 //! `GET /`: a JSON index of the API, or the dashboard for a browser (`Accept: text/html`).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -29,11 +29,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn index(
     State(state): State<AppState>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     if crate::middleware::auth::wants_html(&headers) {
-        let notice = query.get("started").map(|id| format!("Run {id} started."));
+        let notice = crate::routes::dashboard::notice(query.as_deref());
         return crate::routes::dashboard::home(&state, &headers, notice).await;
     }
     let mut links = json!({

@@ -141,7 +141,7 @@ pub fn query_params<A: Action>(
 }
 
 /// Runs a report action for a request (not recorded) and maps its failure to a problem.
-async fn run_report<A: Action>(
+pub(crate) async fn run_report<A: Action>(
     state: &AppState,
     params: &Valid<A::Params>,
 ) -> Result<A::Outcome, ApiError> {

@@ -478,6 +478,28 @@ async fn the_login_cookie_and_the_csrf_token_guard_the_forms() {
         .expect("GET report");
     assert_eq!(report.status().as_u16(), 303, "a browser is sent to log in");
 
+    // Malformed forms get problem documents naming what is wrong.
+    let missing = http
+        .post(url("/login"))
+        .form(&[("next", "/")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(missing.status().as_u16(), 400);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(missing.text().await.expect("body").contains("token"));
+    let json = http
+        .post(url("/login"))
+        .json(&json!({"token": write}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(json.status().as_u16(), 415);
+    assert_eq!(json.headers()["content-type"], "application/problem+json");
+
     // A wrong token is refused on the form; a good one is kept in a strict cookie.
     let wrong = http
         .post(url("/login"))

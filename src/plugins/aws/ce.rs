@@ -229,7 +229,8 @@ fn months_between(start: Date, end: Date) -> i32 {
     (end.year() - start.year()) * 12 + (end.month() as i32 - start.month() as i32)
 }
 
-fn add_months(date: Date, months: i32) -> Date {
+/// The first day of the month `months` after (or before, when negative) the month of `date`.
+pub fn add_months(date: Date, months: i32) -> Date {
     let index = date.year() * 12 + (date.month() as i32 - 1) + months;
     let (year, month) = (index.div_euclid(12), index.rem_euclid(12) + 1);
     let month = u8::try_from(month)
