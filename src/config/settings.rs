@@ -134,8 +134,8 @@ pub struct DatabaseSettings {
     /// `sqlite://FILE` (created on first use) or `postgres://USER:PASS@HOST:PORT/DB`.
     #[schema(value_type = String)]
     pub url: DatabaseUrl,
-    /// Largest number of pooled connections. SQLite opens up to as many again, on demand,
-    /// for single-statement reads (which refuse writes).
+    /// Largest number of pooled connections. On a SQLite file, up to this many connections
+    /// (opened on demand, refusing writes) serve reads, and writes take turns on one more.
     pub max_connections: u32,
     /// Longest a request waits for a pooled connection before failing with 503.
     pub acquire_timeout_secs: u64,

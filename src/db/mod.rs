@@ -6,6 +6,12 @@
 //! task it spawns), which for an embedded connection checks nothing and costs as much as the
 //! read itself. The reader connections refuse writes (`PRAGMA query_only`) and go back to their
 //! pool as soon as the read is done. WAL lets them read while a write is in progress.
+//!
+//! Writes to a SQLite file go through one connection. SQLite lets one writer in at a time;
+//! with several writer connections, the losers wait in SQLite's busy handler, which sleeps in
+//! growing steps (up to 100 ms) and polls, so under concurrent writes most of a write's time
+//! was sleep (docs/performance.md). Waiting for the one connection in the pool's queue is
+//! first come, first served, and a writer starts the moment the one before it commits.
 
 pub mod backups;
 pub mod rules;
@@ -25,6 +31,9 @@ use crate::config::DatabaseSettings;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a PostgreSQL connection may sit idle and still be handed out without a ping.
+const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 
 /// Runs `$body` with `$pool` bound to whichever pool `$db` holds. The body is compiled once
 /// per backend, so one piece of SQL serves both (placeholders are `$1`, `$2`, … in each).
@@ -150,7 +159,8 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// SQLite's connections: a pool for writes and transactions, and reader connections.
+/// SQLite's connections: one connection for writes and transactions (a pool of
+/// `database.max_connections` for an in-memory database), and reader connections.
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     pool: SqlitePool,
@@ -250,9 +260,22 @@ impl Db {
                     "statement_timeout",
                     format!("{}ms", settings.statement_timeout_ms),
                 )]);
+            // A connection idle for less than PING_AFTER_IDLE is handed out without a ping:
+            // under load that saves a round trip per query (sqlx pings on every acquire by
+            // default); one that sat idle longer, as after a quiet spell or a failover, is
+            // checked and replaced if dead. HikariCP's `aliveBypassWindowMs` is the same rule.
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_AFTER_IDLE {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_lazy_with(options);
             Ok(Self::Postgres(pool))
         } else {
@@ -266,9 +289,14 @@ impl Db {
             // No ping before each acquire (sqlx's default): an embedded connection cannot go
             // stale the way a network one can, and the ping is a round trip to the
             // connection's worker thread on every request (measured in docs/performance.md).
+            let writers = if is_in_memory(url) {
+                settings.max_connections
+            } else {
+                1
+            };
             let pool = SqlitePoolOptions::new()
                 .test_before_acquire(false)
-                .max_connections(settings.max_connections)
+                .max_connections(writers)
                 .acquire_timeout(acquire)
                 .connect_lazy_with(options.clone());
             let readers = if is_in_memory(url) {
@@ -304,9 +332,9 @@ impl Db {
 
     /// Every migration embedded in the binary, with whether the database has applied it.
     pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>, DbError> {
-        let applied: Vec<i64> = on_pool!(self, pool => {
+        let applied: Vec<i64> = on_reader!(self, conn => {
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                .fetch_all(pool)
+                .fetch_all(conn)
                 .await
         })
         .or_else(|e| if is_missing_table(&e) { Ok(Vec::new()) } else { Err(e) })?;
@@ -327,9 +355,10 @@ impl Db {
         Ok(self.migration_status().await?.iter().all(|m| m.applied))
     }
 
-    /// A round trip to the database.
+    /// A round trip to the database (on SQLite, over a reader connection, so that a probe does
+    /// not queue behind writes).
     pub async fn ping(&self) -> Result<(), DbError> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_reader!(self, conn => sqlx::query("SELECT 1").execute(conn).await.map(drop))?;
         Ok(())
     }
 
@@ -466,6 +495,45 @@ mod tests {
         db.close().await;
         let closed = services::count(&db).await.expect_err("read after close");
         assert!(closed.is_unavailable(), "{closed}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_to_a_file_take_turns_instead_of_failing_on_the_lock() {
+        // With no busy timeout, a write that finds SQLite's lock taken fails at once: only
+        // writes that queue for one connection all get through.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = DatabaseSettings {
+            url: DatabaseUrl::new(file_url(&dir)),
+            max_connections: 8,
+            busy_timeout_ms: 0,
+            ..DatabaseSettings::default()
+        };
+        let db = Db::connect(&settings).expect("pool");
+        db.migrate().await.expect("migrations");
+        let results: Vec<_> = futures::stream::iter(0..64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let spec = crate::domain::service::ServiceSpec {
+                        name: crate::domain::service::ServiceName::parse(&format!("svc-{i}"))
+                            .expect("a valid name"),
+                        display_name: None,
+                        description: String::new(),
+                        owner: "team".into(),
+                        tags: [("service".to_owned(), format!("svc-{i}"))].into(),
+                        links: Default::default(),
+                        metadata: Default::default(),
+                    };
+                    services::create(&db, &spec).await
+                })
+            })
+            .buffer_unordered(64)
+            .collect()
+            .await;
+        for result in results {
+            result.expect("task").expect("every write gets through");
+        }
+        assert_eq!(services::count(&db).await.expect("count"), 64);
     }
 
     #[tokio::test]
