@@ -10,8 +10,10 @@
 //! Writes to a SQLite file go through one connection. SQLite lets one writer in at a time;
 //! with several writer connections, the losers wait in SQLite's busy handler, which sleeps in
 //! growing steps (up to 100 ms) and polls, so under concurrent writes most of a write's time
-//! was sleep (docs/performance.md). Waiting for the one connection in the pool's queue is
-//! first come, first served, and a writer starts the moment the one before it commits.
+//! was sleep (docs/performance.md). Waiting for the one connection is first come, first
+//! served, and a writer starts the moment the one before it commits. The writer, like the
+//! readers, is held outside sqlx's pool, whose release pings the connection's worker thread
+//! from a task of its own: with one writer that round trip would be part of every write.
 
 pub mod backups;
 pub mod rules;
@@ -35,15 +37,27 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// How long a PostgreSQL connection may sit idle and still be handed out without a ping.
 const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 
-/// Runs `$body` with `$pool` bound to whichever pool `$db` holds. The body is compiled once
-/// per backend, so one piece of SQL serves both (placeholders are `$1`, `$2`, … in each).
+/// Runs `$body` with `$pool` bound to an executor for writes: SQLite's one writer connection
+/// (the pool when the database is in memory), the pool on PostgreSQL. The body is compiled
+/// once per backend, so one piece of SQL serves both (placeholders are `$1`, `$2`, … in each);
+/// it may use `$pool` once, as an executor or to begin a transaction. Waiting for the writer
+/// past the acquire timeout returns the error from the enclosing function.
 macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(sqlite) => {
-                let $pool = &sqlite.pool;
-                $body
-            }
+            $crate::db::Db::Sqlite(sqlite) => match &sqlite.writer {
+                Some(writer) => match writer.get().await {
+                    Ok(mut writer) => {
+                        let $pool: &mut sqlx::SqliteConnection = &mut writer;
+                        $body
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                None => {
+                    let $pool = &sqlite.pool;
+                    $body
+                }
+            },
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -159,20 +173,24 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// SQLite's connections: one connection for writes and transactions (a pool of
-/// `database.max_connections` for an in-memory database), and reader connections.
+/// SQLite's connections: for a file, one connection for writes and transactions and reader
+/// connections; for an in-memory database, sqlx's pool for everything (another connection
+/// would see another database).
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
+    /// Used only for an in-memory database; it opens no connection otherwise.
     pool: SqlitePool,
     /// `None` for an in-memory database.
-    readers: Option<Readers>,
+    writer: Option<Connections>,
+    /// `None` for an in-memory database.
+    readers: Option<Connections>,
 }
 
-/// Opens SQLite connections that refuse writes.
+/// Opens SQLite connections with the given options.
 #[derive(Debug)]
-struct ReaderManager(SqliteConnectOptions);
+struct ConnectionManager(SqliteConnectOptions);
 
-impl deadpool::managed::Manager for ReaderManager {
+impl deadpool::managed::Manager for ConnectionManager {
     type Type = SqliteConnection;
     type Error = sqlx::Error;
 
@@ -180,8 +198,9 @@ impl deadpool::managed::Manager for ReaderManager {
         self.0.connect().await
     }
 
-    /// Nothing to check: the connection is embedded, and a read that was cancelled half-way
-    /// is reset by the connection's worker before it runs the next command.
+    /// Nothing to check: the connection is embedded, and a read or a transaction that was
+    /// cancelled half-way is reset (rolled back) by the connection's worker before it runs the
+    /// next command. sqlx's pool pings here instead, a round trip on every release.
     async fn recycle(
         &self,
         _: &mut SqliteConnection,
@@ -191,14 +210,14 @@ impl deadpool::managed::Manager for ReaderManager {
     }
 }
 
-/// SQLite connections for single-statement reads, opened on demand up to
-/// `database.max_connections`.
+/// SQLite connections opened on demand up to a size and handed out first come, first served:
+/// the reader connections (up to `database.max_connections`) and the one writer.
 #[derive(Debug, Clone)]
-struct Readers(deadpool::managed::Pool<ReaderManager>);
+struct Connections(deadpool::managed::Pool<ConnectionManager>);
 
-impl Readers {
-    fn new(options: &SqliteConnectOptions, size: u32, wait: Duration) -> Result<Self, DbError> {
-        let manager = ReaderManager(options.clone().pragma("query_only", "ON"));
+impl Connections {
+    fn new(options: SqliteConnectOptions, size: u32, wait: Duration) -> Result<Self, DbError> {
+        let manager = ConnectionManager(options);
         deadpool::managed::Pool::builder(manager)
             .max_size(usize::try_from(size).unwrap_or(usize::MAX))
             .wait_timeout(Some(wait))
@@ -209,8 +228,8 @@ impl Readers {
             .map_err(|e| DbError::Url(sqlx::Error::Configuration(Box::new(e))))
     }
 
-    /// A reader connection, waiting for one up to the acquire timeout.
-    async fn get(&self) -> Result<deadpool::managed::Object<ReaderManager>, sqlx::Error> {
+    /// A connection, waiting for one up to the acquire timeout.
+    async fn get(&self) -> Result<deadpool::managed::Object<ConnectionManager>, sqlx::Error> {
         use deadpool::managed::PoolError;
         self.0.get().await.map_err(|e| match e {
             PoolError::Backend(e) => e,
@@ -289,22 +308,28 @@ impl Db {
             // No ping before each acquire (sqlx's default): an embedded connection cannot go
             // stale the way a network one can, and the ping is a round trip to the
             // connection's worker thread on every request (measured in docs/performance.md).
-            let writers = if is_in_memory(url) {
-                settings.max_connections
-            } else {
-                1
-            };
             let pool = SqlitePoolOptions::new()
                 .test_before_acquire(false)
-                .max_connections(writers)
+                .max_connections(settings.max_connections)
                 .acquire_timeout(acquire)
                 .connect_lazy_with(options.clone());
-            let readers = if is_in_memory(url) {
-                None
+            let (writer, readers) = if is_in_memory(url) {
+                (None, None)
             } else {
-                Some(Readers::new(&options, settings.max_connections, acquire)?)
+                (
+                    Some(Connections::new(options.clone(), 1, acquire)?),
+                    Some(Connections::new(
+                        options.pragma("query_only", "ON"),
+                        settings.max_connections,
+                        acquire,
+                    )?),
+                )
             };
-            Ok(Self::Sqlite(SqliteDb { pool, readers }))
+            Ok(Self::Sqlite(SqliteDb {
+                pool,
+                writer,
+                readers,
+            }))
         }
     }
 
@@ -326,7 +351,14 @@ impl Db {
     /// Applies every pending migration.
     pub async fn migrate(&self) -> Result<(), DbError> {
         let migrator = self.migrator();
-        on_pool!(self, pool => migrator.run(pool).await?);
+        match self {
+            Self::Sqlite(SqliteDb {
+                writer: Some(writer),
+                ..
+            }) => migrator.run_direct(&mut *writer.get().await?).await?,
+            Self::Sqlite(sqlite) => migrator.run(&sqlite.pool).await?,
+            Self::Postgres(pool) => migrator.run(pool).await?,
+        }
         Ok(())
     }
 
@@ -362,38 +394,44 @@ impl Db {
         Ok(())
     }
 
-    fn readers(&self) -> Option<&Readers> {
-        match self {
-            Self::Sqlite(sqlite) => sqlite.readers.as_ref(),
-            Self::Postgres(_) => None,
-        }
-    }
-
-    /// Current pool sizes (SQLite's reader connections included).
+    /// Current pool sizes (SQLite's writer and reader connections included).
     pub fn pool_stats(&self) -> PoolStats {
-        let (readers, idle_readers) = self.readers().map_or((0, 0), |r| {
-            let status = r.0.status();
-            (status.size, status.available)
-        });
-        on_pool!(self, pool => PoolStats {
-            size: pool.size().saturating_add(u32::try_from(readers).unwrap_or(u32::MAX)),
-            idle: pool.num_idle().saturating_add(idle_readers),
-        })
+        match self {
+            Self::Sqlite(sqlite) => {
+                let (mut size, mut idle) = (sqlite.pool.size(), sqlite.pool.num_idle());
+                for connections in [&sqlite.writer, &sqlite.readers].into_iter().flatten() {
+                    let status = connections.0.status();
+                    size = size.saturating_add(u32::try_from(status.size).unwrap_or(u32::MAX));
+                    idle = idle.saturating_add(status.available);
+                }
+                PoolStats { size, idle }
+            }
+            Self::Postgres(pool) => PoolStats {
+                size: pool.size(),
+                idle: pool.num_idle(),
+            },
+        }
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        if let Some(readers) = self.readers() {
-            // Idle readers are closed here; one still in use closes when its read is done.
-            let idle = readers.0.retain(|_, _| false).removed;
-            readers.0.close();
-            for reader in idle {
-                if let Err(e) = reader.close().await {
-                    tracing::debug!(error = %e, "closing a reader connection");
+        match self {
+            Self::Sqlite(sqlite) => {
+                for connections in [&sqlite.writer, &sqlite.readers].into_iter().flatten() {
+                    // Idle connections are closed here; one still in use closes when its
+                    // statement is done.
+                    let idle = connections.0.retain(|_, _| false).removed;
+                    connections.0.close();
+                    for connection in idle {
+                        if let Err(e) = connection.close().await {
+                            tracing::debug!(error = %e, "closing a SQLite connection");
+                        }
+                    }
                 }
+                sqlite.pool.close().await;
             }
+            Self::Postgres(pool) => pool.close().await,
         }
-        on_pool!(self, pool => pool.close().await);
     }
 }
 
@@ -424,6 +462,12 @@ mod tests {
         db
     }
 
+    /// Runs `sql` on the writer.
+    async fn write(db: &Db, sql: &str) -> Result<(), DbError> {
+        on_pool!(db, pool => sqlx::query(sql).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
     fn file_url(dir: &tempfile::TempDir) -> String {
         format!("sqlite://{}", dir.path().join("pincher.db").display())
     }
@@ -437,9 +481,9 @@ mod tests {
         });
         let error = written.expect_err("a reader wrote");
         assert!(error.to_string().contains("readonly"), "{error}");
-        let made: i64 = on_pool!(&db, pool => {
+        let made: i64 = on_reader!(&db, conn => {
             sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sneaky'")
-                .fetch_one(pool)
+                .fetch_one(conn)
                 .await
         })
         .expect("count");
@@ -451,23 +495,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         // One reader connection, so the abandoned read and the next one share it.
         let db = sqlite(file_url(&dir), 1).await;
-        on_pool!(&db, pool => {
-            sqlx::query("CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (1), (2), (3)")
-                .execute(pool)
-                .await
-                .map(drop)
-        })
+        write(
+            &db,
+            "CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (1), (2), (3)",
+        )
+        .await
         .expect("seed");
-        let readers = db.readers().expect("a SQLite file has reader connections");
+        let Db::Sqlite(SqliteDb {
+            readers: Some(readers),
+            ..
+        }) = &db
+        else {
+            panic!("a SQLite file has reader connections");
+        };
         {
             let mut reader = readers.get().await.expect("reader");
             let mut rows = sqlx::query("SELECT x FROM probe").fetch(&mut *reader);
             assert!(rows.next().await.is_some());
         }
-        on_pool!(&db, pool => {
-            sqlx::query("INSERT INTO probe VALUES (4)").execute(pool).await.map(drop)
-        })
-        .expect("insert");
+        write(&db, "INSERT INTO probe VALUES (4)")
+            .await
+            .expect("insert");
         let seen: i64 = on_reader!(&db, conn => {
             sqlx::query_scalar("SELECT COUNT(*) FROM probe").fetch_one(conn).await
         })
@@ -480,13 +528,6 @@ mod tests {
     async fn reader_connections_count_in_the_pool_sizes_and_close_with_the_database() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = sqlite(file_url(&dir), 4).await;
-        // sqlx returns a released connection to its pool from a task of its own.
-        for _ in 0..200 {
-            if on_pool!(&db, pool => pool.num_idle() == pool.size() as usize) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         let before = db.pool_stats();
         services::count(&db).await.expect("count");
         let after = db.pool_stats();
@@ -534,6 +575,45 @@ mod tests {
             result.expect("task").expect("every write gets through");
         }
         assert_eq!(services::count(&db).await.expect("count"), 64);
+    }
+
+    #[tokio::test]
+    async fn writes_abandoned_half_way_leave_nothing_half_written_and_free_the_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        let spec = |i: usize| crate::domain::service::ServiceSpec {
+            name: crate::domain::service::ServiceName::parse(&format!("svc-{i}"))
+                .expect("a valid name"),
+            display_name: None,
+            description: String::new(),
+            owner: "team".into(),
+            tags: (0..20)
+                .map(|t| (format!("k{t}"), format!("v{t}")))
+                .collect(),
+            links: Default::default(),
+            metadata: Default::default(),
+        };
+        // Each create is cut off after a growing delay: some before their transaction, some
+        // inside it, some after it committed.
+        for i in 0..60 {
+            let cut = Duration::from_micros(50 * i as u64);
+            let _ = tokio::time::timeout(cut, services::create(&db, &spec(i))).await;
+        }
+        let after = services::create(&db, &spec(1000))
+            .await
+            .expect("the writer is free");
+        assert_eq!(after.tags.len(), 20);
+        let stored = services::list_all(&db, &Default::default())
+            .await
+            .expect("list");
+        assert!(stored.len() > 1, "some creates committed before their cut");
+        assert!(stored.len() < 61, "some creates were cut off");
+        for service in stored {
+            let read = services::get(&db, &crate::domain::service::ServiceKey::Id(service.id))
+                .await
+                .expect("read back");
+            assert_eq!(read.tags.len(), 20, "{} is whole", read.name);
+        }
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
+use sqlx::Connection as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
