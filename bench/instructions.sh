@@ -6,9 +6,12 @@
 #
 #   ./bench/instructions.sh     BENCH_REQUESTS=2000, BENCH_PROFILE=profiling (symbols, for
 #                               callgrind_annotate) by default; callgrind files stay in $BENCH_OUT
+#   BENCH_TARGET=live           GET /status/live instead (no database), pincher against the bare
+#                               handler's /status/live serving the same body
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${BENCH_REQUESTS:-2000}
+target=${BENCH_TARGET:-get}
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/tmp/pincher-target ]; then
   export CARGO_TARGET_DIR=/var/tmp/pincher-target
 fi
@@ -45,16 +48,21 @@ count() {
   valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$name" "${cmd[@]}" \
     2>"$out/valgrind.$name.log" & pid=$!; pids+=("$pid")
   wait_http "http://127.0.0.1:$port/services/$(head -n1 "$work/ids.txt")" 60
-  python3 bench/keepalive_client.py "$port" 300 "$auth" "$work/ids.txt"
+  python3 bench/keepalive_client.py "$port" 300 "$auth" "$paths"
   callgrind_control -z "$pid" >/dev/null 2>&1
-  python3 bench/keepalive_client.py "$port" "$requests" "$auth" "$work/ids.txt"
+  python3 bench/keepalive_client.py "$port" "$requests" "$auth" "$paths"
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   file=$(ls -t "$out"/callgrind."$name".* | grep -v '\.log$' | head -n1)
   echo "$name $(awk '/^(summary|totals):/ {print $2; exit}' "$file") $requests"
 }
+case $target in
+  get) paths=$work/ids.txt; ptoken=$token ;;
+  live) paths=/status/live; ptoken=- ;;
+  *) echo "bench: BENCH_TARGET is get or live" >&2; exit 2 ;;
+esac
 {
-  count pincher "$token" "$bin" serve --port '{port}'
+  count pincher "$ptoken" "$bin" serve --port '{port}'
   count bare - "$bare" "$url" '{port}' 16
 } | awk '{printf "%-8s %8.0f instructions per request\n", $1, $2 / $3}'
 echo "callgrind files: $out (callgrind_annotate FILE)"

@@ -9,6 +9,8 @@
 #
 #   bench/org_scale.sh [PINCHER_BINARY]    (default: target/release/pincher)
 #   ACCOUNTS=50 INSTANCES=5 DELAY_MS=50 SHARE=0.05 CONCURRENCY=16 bench/org_scale.sh
+#   BUCKET=10:20 also throttles as AWS does: 10 calls/s per account, region and service, in
+#   bursts of up to 20 (SHARE=0 BUCKET=… leaves only that)
 #   C7N=0 skips c7n-org; PINCHER_AWS__RETRY_MODE=standard and the like reach pincher.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ moto_port=$(free_port) proxy_port=$(free_port)
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 & pids+=($!)
 moto=http://127.0.0.1:$moto_port
 wait_http "$moto/moto-api/" 30
-"$venv/bin/python" bench/throttle_proxy.py "$proxy_port" "$moto" "$delay" "$share" & pids+=($!)
+"$venv/bin/python" bench/throttle_proxy.py "$proxy_port" "$moto" "$delay" "$share" 20261202 "${BUCKET:-}" & pids+=($!)
 proxy=http://127.0.0.1:$proxy_port
 wait_http "$proxy/__stats"
 
@@ -63,7 +65,7 @@ parts=$(( $(wc -l <"$work/accounts") * ${#regions[@]} ))
 expected=$(( parts * instances ))
 list=$(IFS=,; echo "${regions[*]}")
 echo "organisation: $(wc -l <"$work/accounts") accounts x ${#regions[@]} regions = $parts parts, $expected instances"
-echo "proxy: ${delay} ms per call, ${share} of calls throttled; pincher: $pincher, aws.concurrency=$concurrency"
+echo "proxy: ${delay} ms per call, ${share} of calls throttled${BUCKET:+, buckets of ${BUCKET} (rate:burst) per account, region and service}; pincher: $pincher, aws.concurrency=$concurrency"
 
 stats() { curl -s "$proxy/__stats"; }
 report() {  # report WHAT WALL CALLS THROTTLED PARTS_OK

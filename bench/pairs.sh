@@ -1,31 +1,56 @@
 #!/usr/bin/env bash
-# GET /services/{id}: pincher against the bare axum + sqlx handler (examples/bare_axum.rs) in
-# alternating short wrk runs on one SQLite file, so that drift of a shared machine hits both
+# One route of pincher against the bare axum + sqlx handler (examples/bare_axum.rs) in
+# alternating short wrk runs on one database, so that drift of a shared machine hits both
 # alike. Prints each pair, then the median of the per-pair ratios and the server CPU time per
 # request (user and total, from /proc/PID/stat). Loopback only.
 #
 #   ./bench/pairs.sh            BENCH_PAIRS=14 BENCH_DURATION=4s BENCH_POOL=16 by default
+#   BENCH_TARGET=get|live|post  GET /services/{id} (1,000 services, ids at random; the default),
+#                               GET /status/live (no database) or POST /services (unique names;
+#                               use with BENCH_BASELINE, the bare handler does not write)
+#   BENCH_BACKEND=sqlite|postgres
+#                               the database of both servers (PostgreSQL: a fresh database on
+#                               $PINCHER_TEST_POSTGRES_URL's server, dropped at the end)
+#   BENCH_BARE_POOL=N|default   the bare handler's pool: N connections with pincher's options
+#                               (BENCH_POOL by default), or `default`, sqlx's defaults
+#   BENCH_BIN=/path/to/pincher  the pincher build to measure, BENCH_BARE=/path/to/bare_axum the
+#                               baseline (default: release builds of this tree; when both are
+#                               given, nothing is built)
 #   BENCH_BASELINE=/path/to/an/older/pincher ./bench/pairs.sh
 #                               the same, against another pincher build instead of the bare
-#                               handler (`serve` on the same file), to compare two versions
+#                               handler (`serve` on the same database), to compare two versions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${BENCH_PAIRS:-14}
 duration=${BENCH_DURATION:-4s}
 pool=${BENCH_POOL:-16}
 baseline=${BENCH_BASELINE:-}
+target=${BENCH_TARGET:-get}
+backend=${BENCH_BACKEND:-sqlite}
+bare_pool=${BENCH_BARE_POOL:-$pool}
+pg_admin=${PINCHER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d /var/tmp/pincher-target ]; then
   export CARGO_TARGET_DIR=/var/tmp/pincher-target
 fi
 target_dir=${CARGO_TARGET_DIR:-$(pwd)/target}
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
-cargo build --quiet --release --bin pincher --example bare_axum
-bin=$target_dir/release/pincher
-bare=$target_dir/release/examples/bare_axum
+if [ -z "${BENCH_BIN:-}" ] || [ -z "${BENCH_BARE:-}" ]; then
+  cargo build --quiet --release --bin pincher --example bare_axum
+fi
+bin=${BENCH_BIN:-$target_dir/release/pincher}
+bare=${BENCH_BARE:-$target_dir/release/examples/bare_axum}
 
 . bench/lib.sh
 
-url="sqlite://$work/bench.db"
+case $backend in
+  sqlite) url="sqlite://$work/bench.db" ;;
+  postgres)
+    pg_db=pincher_pairs_$$
+    psql "$pg_admin" -qc "CREATE DATABASE $pg_db" >/dev/null
+    trap 'cleanup; psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null' EXIT
+    url="${pg_admin%/*}/$pg_db" ;;
+  *) echo "bench: BENCH_BACKEND is sqlite or postgres" >&2; exit 2 ;;
+esac
 export PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=$pool
 token=$("$bin" tokens create --name bench --scope admin 2>/dev/null)
 auth="Authorization: Bearer $token"
@@ -41,22 +66,30 @@ if [ -n "$baseline" ]; then
   "$baseline" serve --port "$bport" 2>"$work/baseline.log" & pids+=("$!"); bpid=$!
 else
   other=bare
-  "$bare" "$url" "$bport" "$pool" & pids+=("$!"); bpid=$!
+  "$bare" "$url" "$bport" "$bare_pool" & pids+=("$!"); bpid=$!
 fi
 wait_http "http://127.0.0.1:$bport/services/$(head -n1 "$work/ids.txt")"
 export BENCH_IDS=$work/ids.txt
+case $target in
+  get) request=(-H "$auth" -s bench/get_random.lua); path= ;;
+  live) request=(); path=/status/live ;;
+  post) request=(-H "$auth" -s bench/post_unique.lua); path= ;;
+  *) echo "bench: BENCH_TARGET is get, live or post" >&2; exit 2 ;;
+esac
+echo "$target on $backend; pincher $bin against $other (pool $bare_pool); $pairs pairs of $duration"
 
 ticks() { awk -v f="$2" '{print (f == "user") ? $14 : $14 + $15}' "/proc/$1/stat"; }
-# run NAME PID PORT: one wrk run; prints "NAME rps user_us total_us"
+# run NAME PID PORT: one wrk run; prints "NAME rps user_us total_us p99_ms"
 run() {
   local u0 c0 out n
   u0=$(ticks "$2" user); c0=$(ticks "$2" all)
-  out=$(wrk -t2 -c64 -d"$duration" -H "$auth" -s bench/get_random.lua "http://127.0.0.1:$3")
+  out=$(wrk --latency -t2 -c64 -d"$duration" "${request[@]}" "http://127.0.0.1:$3$path")
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" | grep -q 'Non-2xx' && { echo "bench: $1 got non-2xx answers" >&2; exit 1; }
   echo "$1 $(echo "$out" | awk '/Requests\/sec/ {print $2}') \
 $(( ($(ticks "$2" user) - u0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
-$(( ($(ticks "$2" all) - c0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2"
+$(( ($(ticks "$2" all) - c0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
+$(echo "$out" | awk '/^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/, "", v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v*=1000}; print v}')"
 }
 run warm "$ppid" "$pport" >/dev/null
 run warm "$bpid" "$bport" >/dev/null
@@ -77,4 +110,5 @@ print(f"\n{len(ratio)} pairs; pincher/{other} req/s: median {st.median(ratio):.3
 print(f"median req/s: pincher {med(p, 1):,.0f}, {other} {med(b, 1):,.0f}")
 print(f"median server CPU per request: pincher {med(p, 2):.1f} us user / {med(p, 3):.1f} us total, "
       f"{other} {med(b, 2):.1f} us user / {med(b, 3):.1f} us total")
+print(f"median p99 latency: pincher {med(p, 4):.2f} ms, {other} {med(b, 4):.2f} ms")
 EOF

@@ -5,6 +5,9 @@
 # output goes to $BENCH_OUT (default: a temp dir). Loopback only, bounded in time.
 #
 #   ./bench/services.sh            BENCH_DURATION=10s BENCH_SERVICES=1000 by default
+#   BENCH_BIN=/path/to/pincher     another pincher build, BENCH_BARE=/path/to/bare_axum another
+#                                  baseline (default: release builds of this tree; when both are
+#                                  given, nothing is built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,9 +25,11 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 pg_admin=${PINCHER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
-cargo build --quiet --release --bin pincher --example bare_axum
-bin=$target_dir/release/pincher
-bare=$target_dir/release/examples/bare_axum
+if [ -z "${BENCH_BIN:-}" ] || [ -z "${BENCH_BARE:-}" ]; then
+  cargo build --quiet --release --bin pincher --example bare_axum
+fi
+bin=${BENCH_BIN:-$target_dir/release/pincher}
+bare=${BENCH_BARE:-$target_dir/release/examples/bare_axum}
 venv=$target_dir/peers/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check flask sqlalchemy gunicorn
@@ -99,7 +104,11 @@ psql "$pg_admin" -qc "DROP DATABASE $pg_db WITH (FORCE)" >/dev/null
 port=$(free_port)
 "$bare" "$sqlite_url" "$port" "$pool" & pids+=("$!")
 wait_http "http://127.0.0.1:$port/services/$(head -n1 "$out/ids-sqlite.txt")"
-results+=("| bare axum + sqlx, sqlite | GET /services/{id} | $(BENCH_IDS=$out/ids-sqlite.txt wrk_run get-bare "http://127.0.0.1:$port" -s bench/get_random.lua) |")
+results+=("| bare axum + sqlx, sqlite, pool of $pool with pincher's options | GET /services/{id} | $(BENCH_IDS=$out/ids-sqlite.txt wrk_run get-bare "http://127.0.0.1:$port" -s bench/get_random.lua) |")
+port=$(free_port)
+"$bare" "$sqlite_url" "$port" default & pids+=("$!")
+wait_http "http://127.0.0.1:$port/services/$(head -n1 "$out/ids-sqlite.txt")"
+results+=("| bare axum + sqlx, sqlite, sqlx's default pool | GET /services/{id} | $(BENCH_IDS=$out/ids-sqlite.txt wrk_run get-bare-default "http://127.0.0.1:$port" -s bench/get_random.lua) |")
 
 port=$(free_port)
 BENCH_SQLITE_URL="sqlite:///$work/bench.db" "$venv/bin/gunicorn" -w "$(nproc)" -b "127.0.0.1:$port" \

@@ -7,7 +7,12 @@ answered the way AWS answers when it throttles: EC2's 503 RequestLimitExceeded, 
 protocols' 400 ThrottlingException, the other query protocols' 400 Throttling. GET /__stats
 returns the counts as JSON; POST /__reset zeroes them.
 
-    throttle_proxy.py PORT MOTO_URL [DELAY_MS] [SHARE] [SEED]
+With BUCKET (RATE:BURST, e.g. 10:20), calls are also throttled the way AWS itself does it: a
+token bucket per credential, region and service (an assumed role's credentials stand for its
+account) holds BURST calls and refills at RATE per second; a call that finds it empty is
+throttled. SHARE=0 with a BUCKET leaves only that.
+
+    throttle_proxy.py PORT MOTO_URL [DELAY_MS] [SHARE] [SEED] [BUCKET]
 """
 import http.client
 import http.server
@@ -22,6 +27,9 @@ port, moto = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2])
 delay = float(sys.argv[3] if len(sys.argv) > 3 else 50) / 1000
 share = float(sys.argv[4] if len(sys.argv) > 4 else 0.05)
 chance = random.Random(int(sys.argv[5] if len(sys.argv) > 5 else 20261202))
+bucket_spec = sys.argv[6] if len(sys.argv) > 6 else ""
+rate, burst = (float(x) for x in bucket_spec.split(":")) if bucket_spec else (0.0, 0.0)
+buckets = {}  # (key id, region, service) -> [tokens, last refill]
 lock = threading.Lock()
 stats = {"calls": 0, "throttled": 0}
 local = threading.local()
@@ -63,9 +71,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 stats.update(calls=0, throttled=0)
             return self.answer(200, b"{}", "application/json")
         time.sleep(delay)
+        scope = self.headers.get("Authorization", "").partition("Credential=")[2].split("/")
+        scope = (scope[0], scope[2], scope[3]) if len(scope) > 3 else None
         with lock:
             stats["calls"] += 1
             throttle = chance.random() < share
+            if rate and scope:
+                now = time.monotonic()
+                tokens, last = buckets.get(scope, (burst, now))
+                tokens = min(burst, tokens + (now - last) * rate)
+                if tokens >= 1:
+                    tokens -= 1
+                else:
+                    throttle = True
+                buckets[scope] = (tokens, now)
             if throttle:
                 stats["throttled"] += 1
         if throttle:
