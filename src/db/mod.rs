@@ -37,6 +37,9 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// How long a PostgreSQL connection may sit idle and still be handed out without a ping.
 const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 
+/// How often [`Db::close`] looks whether the SQLite connections still in use were released.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
 /// Runs `$body` with `$pool` bound to an executor for writes: SQLite's one writer connection
 /// (the pool when the database is in memory), the pool on PostgreSQL. The body is compiled
 /// once per backend, so one piece of SQL serves both (placeholders are `$1`, `$2`, … in each);
@@ -427,6 +430,11 @@ impl Db {
                             tracing::debug!(error = %e, "closing a SQLite connection");
                         }
                     }
+                    // A closed pool drops each connection as it is released; this returns once
+                    // the last one in use is released, as sqlx's pool does on close.
+                    while connections.0.status().size > 0 {
+                        tokio::time::sleep(CLOSE_POLL).await;
+                    }
                 }
                 sqlite.pool.close().await;
             }
@@ -614,6 +622,40 @@ mod tests {
                 .expect("read back");
             assert_eq!(read.tags.len(), 20, "{} is whole", read.name);
         }
+    }
+
+    #[tokio::test]
+    async fn close_waits_for_a_connection_in_use_and_returns_once_it_is_released() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        let mut lock = SqliteConnectOptions::new()
+            .filename(dir.path().join("pincher.db"))
+            .connect()
+            .await
+            .expect("a second connection");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut lock)
+            .await
+            .expect("lock");
+        let writing = tokio::spawn({
+            let db = db.clone();
+            async move { write(&db, "CREATE TABLE t (x)").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), db.close())
+                .await
+                .is_err(),
+            "close returned while the writer was still in use"
+        );
+        sqlx::query("ROLLBACK")
+            .execute(&mut lock)
+            .await
+            .expect("unlock");
+        tokio::time::timeout(Duration::from_secs(5), db.close())
+            .await
+            .expect("close returns once the writer is released");
+        writing.await.expect("join").expect("the write finished");
     }
 
     #[tokio::test]
