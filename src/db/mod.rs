@@ -586,7 +586,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_abandoned_half_way_leave_nothing_half_written_and_free_the_writer() {
+    async fn writes_cut_off_while_queued_write_nothing_and_free_the_writer() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = sqlite(file_url(&dir), 2).await;
         let spec = |i: usize| crate::domain::service::ServiceSpec {
@@ -601,12 +601,43 @@ mod tests {
             links: Default::default(),
             metadata: Default::default(),
         };
-        // Each create is cut off after a growing delay: some before their transaction, some
-        // inside it, some after it committed.
-        for i in 0..60 {
-            let cut = Duration::from_micros(50 * i as u64);
-            let _ = tokio::time::timeout(cut, services::create(&db, &spec(i))).await;
+        for i in 0..5 {
+            services::create(&db, &spec(i)).await.expect("create");
         }
+        // The writer is held by a create blocked on another process's lock; twenty more queue
+        // for it and are cut off while waiting.
+        let mut lock = SqliteConnectOptions::new()
+            .filename(dir.path().join("pincher.db"))
+            .connect()
+            .await
+            .expect("a second connection");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut lock)
+            .await
+            .expect("lock");
+        let holder = tokio::spawn({
+            let db = db.clone();
+            let spec = spec(100);
+            async move { services::create(&db, &spec).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let cut = futures::future::join_all((200..220).map(|i| {
+            let spec = spec(i);
+            let db = db.clone();
+            async move {
+                tokio::time::timeout(Duration::from_millis(100), services::create(&db, &spec)).await
+            }
+        }))
+        .await;
+        assert!(
+            cut.iter().all(Result::is_err),
+            "every queued create was cut off"
+        );
+        sqlx::query("ROLLBACK")
+            .execute(&mut lock)
+            .await
+            .expect("unlock");
+        holder.await.expect("join").expect("the holder's create");
         let after = services::create(&db, &spec(1000))
             .await
             .expect("the writer is free");
@@ -614,14 +645,59 @@ mod tests {
         let stored = services::list_all(&db, &Default::default())
             .await
             .expect("list");
-        assert!(stored.len() > 1, "some creates committed before their cut");
-        assert!(stored.len() < 61, "some creates were cut off");
+        let mut names: Vec<_> = stored.iter().map(|s| s.name.as_str().to_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "svc-0", "svc-1", "svc-100", "svc-1000", "svc-2", "svc-3", "svc-4"
+            ],
+            "the creates cut off while waiting wrote nothing"
+        );
         for service in stored {
             let read = services::get(&db, &crate::domain::service::ServiceKey::Id(service.id))
                 .await
                 .expect("read back");
             assert_eq!(read.tags.len(), 20, "{} is whole", read.name);
         }
+    }
+
+    #[tokio::test]
+    async fn service_tags_follow_the_tags_column_whoever_writes_it() {
+        use crate::domain::service::{ServiceFilter, ServiceName, ServiceSpec};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        let spec = ServiceSpec {
+            name: ServiceName::parse("billing").expect("a valid name"),
+            display_name: None,
+            description: String::new(),
+            owner: "team".into(),
+            tags: [("env", "prod"), ("quote\"d", "é \\ ü")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            links: Default::default(),
+            metadata: Default::default(),
+        };
+        services::create(&db, &spec).await.expect("create");
+        let tagged = |key: &str, value: &str| {
+            let filter = ServiceFilter {
+                tags: vec![(key.to_owned(), value.to_owned())],
+                ..Default::default()
+            };
+            let db = db.clone();
+            async move { services::list_all(&db, &filter).await.expect("list").len() }
+        };
+        assert_eq!(tagged("env", "prod").await, 1);
+        assert_eq!(tagged("quote\"d", "é \\ ü").await, 1);
+        write(&db, r#"UPDATE services SET tags = '{"env":"dev"}'"#)
+            .await
+            .expect("update");
+        assert_eq!(tagged("env", "prod").await, 0);
+        assert_eq!(tagged("quote\"d", "é \\ ü").await, 0);
+        assert_eq!(tagged("env", "dev").await, 1);
+        write(&db, "DELETE FROM services").await.expect("delete");
+        assert_eq!(tagged("env", "dev").await, 0);
     }
 
     #[tokio::test]

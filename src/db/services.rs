@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use sqlx::Connection as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -200,9 +199,9 @@ pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
 pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
     let id = Uuid::now_v7();
     let at = now();
+    // One statement: the database fills service_tags from the tags column (migration 0008).
     let row: ServiceRow = on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let row = sqlx::query_as(&format!(
+        sqlx::query_as(&format!(
             "INSERT INTO services (id, name, display_name, description, owner, tags, links, \
              metadata, revision, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING {COLUMNS}"
@@ -216,19 +215,9 @@ pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
         .bind(json_text(&spec.links)?)
         .bind(json_text(&spec.metadata)?)
         .bind(at)
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await
-        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?;
-        for (key, value) in &spec.tags {
-            sqlx::query("INSERT INTO service_tags (service_id, key, value) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        row
+        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?
     });
     row.try_into()
 }
@@ -242,9 +231,9 @@ pub async fn update(
     revision: i64,
     spec: &ServiceSpec,
 ) -> Result<Service, DbError> {
+    // One statement: the database replaces the service's service_tags rows (migration 0008).
     let row: Option<ServiceRow> = on_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let row: Option<ServiceRow> = sqlx::query_as(&format!(
+        sqlx::query_as(&format!(
             "UPDATE services SET name = $1, display_name = $2, description = $3, owner = $4, \
              tags = $5, links = $6, metadata = $7, revision = revision + 1, updated_at = $8 \
              WHERE id = $9 AND revision = $10 RETURNING {COLUMNS}"
@@ -259,25 +248,9 @@ pub async fn update(
         .bind(now())
         .bind(id)
         .bind(revision)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(pool)
         .await
-        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?;
-        if row.is_some() {
-            sqlx::query("DELETE FROM service_tags WHERE service_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for (key, value) in &spec.tags {
-                sqlx::query("INSERT INTO service_tags (service_id, key, value) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(key)
-                    .bind(value)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
-        row
+        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?
     });
     row.map(Service::try_from).transpose()?.ok_or_else(|| {
         DbError::Conflict(format!(
