@@ -5,7 +5,9 @@
 #
 #   bench/aws_ec2_report.sh [PINCHER_BINARY]    (default: target/release/pincher, else debug)
 #   BENCH_REGIONS="us-east-1" BENCH_RESERVATIONS=200 BENCH_PER_RESERVATION=100 \
-#     bench/aws_ec2_report.sh                  (20,000 instances in one region)
+#     BENCH_TAG_EVERY=20 bench/aws_ec2_report.sh  (20,000 instances in one region, 1 in 20
+#                                                 reservations tagged: moto looks tags up by
+#                                                 scanning them all, per instance it describes)
 #
 # Prints one line per run: what, wall seconds, user+system CPU seconds, peak RSS in MiB.
 set -euo pipefail
@@ -38,17 +40,27 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export PINCHER_AWS__ENDPOINT_URL=$url PINCHER_DATABASE__URL=sqlite://$work/pincher.db
 read -r -a regions <<<"${BENCH_REGIONS:-us-east-1 us-west-2 eu-west-1 ap-southeast-2}"
 reservations=${BENCH_RESERVATIONS:-50} per_reservation=${BENCH_PER_RESERVATION:-10}
+tag_every=${BENCH_TAG_EVERY:-1}
 
-# 2,000 instances: 50 reservations of 10 per region, like autoscaling groups launching.
-"$venv/bin/python" - "$url" "$reservations" "$per_reservation" "${regions[@]}" <<'PY'
+# 2,000 instances: 50 reservations of 10 per region, like autoscaling groups launching. Each
+# reservation gets its own /24 subnet of one VPC per region: moto looks for a free address by
+# walking its subnet from the start, so one crowded subnet makes seeding quadratic (20,000
+# instances in the default subnet would take hours and do not fit its /20 anyway).
+"$venv/bin/python" - "$url" "$reservations" "$per_reservation" "$tag_every" "${regions[@]}" <<'PY'
 import sys, boto3
 from concurrent.futures import ThreadPoolExecutor
-url, reservations, per, regions = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+url, reservations, per, tag_every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+regions = sys.argv[5:]
+if reservations > 256 or per > 250:
+    sys.exit("bench: at most 256 reservations of 250 instances per region (one /24 each)")
 def launch(region):
     ec2 = boto3.client("ec2", region_name=region, endpoint_url=url)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     for i in range(reservations):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"]
+        tags = [{"ResourceType": "instance", "Tags": [{"Key": "service", "Value": f"svc-{i % 7}"}]}]
         ec2.run_instances(ImageId="ami-12c6146b", MinCount=per, MaxCount=per, InstanceType="t3.micro",
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "service", "Value": f"svc-{i % 7}"}]}])
+            SubnetId=subnet, TagSpecifications=tags if i % tag_every == 0 else [])
 with ThreadPoolExecutor(4) as pool:
     list(pool.map(launch, regions))
 PY

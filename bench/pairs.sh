@@ -42,13 +42,15 @@ bare=${BENCH_BARE:-$target_dir/release/examples/bare_axum}
 
 . bench/lib.sh
 
+# A baseline build gets its own database: its schema may be older than this build's.
 case $backend in
-  sqlite) url="sqlite://$work/bench.db" ;;
+  sqlite) url="sqlite://$work/bench.db" url_b="sqlite://$work/baseline.db" ;;
   postgres)
     pg_db=pincher_pairs_$$
     psql "$pg_admin" -qc "CREATE DATABASE $pg_db" >/dev/null
-    trap 'cleanup; psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null' EXIT
-    url="${pg_admin%/*}/$pg_db" ;;
+    psql "$pg_admin" -qc "CREATE DATABASE ${pg_db}_b" >/dev/null
+    trap 'cleanup; for d in $pg_db ${pg_db}_b; do psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null; done' EXIT
+    url="${pg_admin%/*}/$pg_db" url_b="${pg_admin%/*}/${pg_db}_b" ;;
   *) echo "bench: BENCH_BACKEND is sqlite or postgres" >&2; exit 2 ;;
 esac
 export PINCHER_DATABASE__URL=$url PINCHER_LOG=warn PINCHER_DATABASE__MAX_CONNECTIONS=$pool
@@ -57,23 +59,32 @@ auth="Authorization: Bearer $token"
 pport=$(free_port)
 "$bin" serve --port "$pport" 2>"$work/pincher.log" & pids+=("$!"); ppid=$!
 wait_http "http://127.0.0.1:$pport/status/ready"
-seq 1 1000 | xargs -P 8 -I{} curl -s -H "$auth" -H 'content-type: application/json' \
-  -d '{"name":"svc-{}","owner":"bench","tags":{"service":"svc-{}"}}' "http://127.0.0.1:$pport/services" \
-  | grep -o '"id":"[^"]*"' | cut -d'"' -f4 > "$work/ids.txt"
+# seed PORT TOKEN IDS_FILE: 1,000 services, their ids into IDS_FILE.
+seed() {
+  seq 1 1000 | xargs -P 8 -I{} curl -s -H "Authorization: Bearer $2" -H 'content-type: application/json' \
+    -d '{"name":"svc-{}","owner":"bench","tags":{"service":"svc-{}"}}' "http://127.0.0.1:$1/services" \
+    | grep -o '"id":"[^"]*"' | cut -d'"' -f4 > "$3"
+}
+seed "$pport" "$token" "$work/ids.txt"
 bport=$(free_port)
 if [ -n "$baseline" ]; then
   other=baseline
-  "$baseline" serve --port "$bport" 2>"$work/baseline.log" & pids+=("$!"); bpid=$!
+  token_b=$(PINCHER_DATABASE__URL=$url_b "$baseline" tokens create --name bench --scope admin 2>/dev/null)
+  PINCHER_DATABASE__URL=$url_b "$baseline" serve --port "$bport" 2>"$work/baseline.log" & pids+=("$!"); bpid=$!
+  wait_http "http://127.0.0.1:$bport/status/ready"
+  seed "$bport" "$token_b" "$work/ids-b.txt"
+  auth_b="Authorization: Bearer $token_b"
 else
   other=bare
   "$bare" "$url" "$bport" "$bare_pool" & pids+=("$!"); bpid=$!
+  cp "$work/ids.txt" "$work/ids-b.txt"
+  auth_b=$auth
 fi
-wait_http "http://127.0.0.1:$bport/services/$(head -n1 "$work/ids.txt")"
-export BENCH_IDS=$work/ids.txt
+wait_http "http://127.0.0.1:$bport/services/$(head -n1 "$work/ids-b.txt")"
 case $target in
-  get) request=(-H "$auth" -s bench/get_random.lua); path= ;;
-  live) request=(); path=/status/live ;;
-  post) request=(-H "$auth" -s bench/post_unique.lua); path= ;;
+  get) script=(-s bench/get_random.lua); path= ;;
+  live) script=(); path=/status/live ;;
+  post) script=(-s bench/post_unique.lua); path= ;;
   *) echo "bench: BENCH_TARGET is get, live or post" >&2; exit 2 ;;
 esac
 echo "$target on $backend; pincher $bin against $other (pool $bare_pool); $pairs pairs of $duration"
@@ -81,7 +92,12 @@ echo "$target on $backend; pincher $bin against $other (pool $bare_pool); $pairs
 ticks() { awk -v f="$2" '{print (f == "user") ? $14 : $14 + $15}' "/proc/$1/stat"; }
 # run NAME PID PORT: one wrk run; prints "NAME rps user_us total_us p99_ms"
 run() {
-  local u0 c0 out n
+  local u0 c0 out n request=("${script[@]}")
+  if [ "$1" = pincher ] || [ "$1" = warm-pincher ]; then
+    export BENCH_IDS=$work/ids.txt; [ "$target" = live ] || request+=(-H "$auth")
+  else
+    export BENCH_IDS=$work/ids-b.txt; [ "$target" = live ] || request+=(-H "$auth_b")
+  fi
   u0=$(ticks "$2" user); c0=$(ticks "$2" all)
   out=$(wrk --latency -t2 -c64 -d"$duration" "${request[@]}" "http://127.0.0.1:$3$path")
   n=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -91,7 +107,7 @@ $(( ($(ticks "$2" user) - u0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
 $(( ($(ticks "$2" all) - c0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
 $(echo "$out" | awk '/^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/, "", v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v*=1000}; print v}')"
 }
-run warm "$ppid" "$pport" >/dev/null
+run warm-pincher "$ppid" "$pport" >/dev/null
 run warm "$bpid" "$bport" >/dev/null
 for i in $(seq 1 "$pairs"); do
   if ((i % 2)); then run pincher "$ppid" "$pport"; run "$other" "$bpid" "$bport"
