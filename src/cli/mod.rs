@@ -7,6 +7,7 @@ pub mod chef;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod memory;
 pub mod opsmanager;
 pub mod rules;
 pub mod runs;

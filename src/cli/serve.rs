@@ -106,6 +106,10 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         signalled.await;
         let _ = stop_tx.send(true);
     });
+    tokio::task::spawn_blocking(|| {
+        let bytes = crate::cli::memory::release_startup_pages();
+        tracing::debug!(bytes, "paged out the code only start-up needed");
+    });
 
     // The server's result when it ended before the drain began: on its own (an error), or
     // because the stop it was sent finished it at once (no request in flight), in which case

@@ -1,0 +1,88 @@
+//! Gives the kernel back the pages of pincher's own code that only starting up needed.
+//!
+//! Starting `serve` touches code that never runs again (settings, migrations, the route table
+//! and its OpenAPI document), and the kernel maps each touched page with its neighbours: most
+//! of an idle service's resident memory is its own executable (docs/performance.md). Paging
+//! those mappings out once the service is up leaves resident only what serving touches again.
+
+/// Pages out the read-only mappings of the running executable (code and constants: clean
+/// pages the kernel reads back from the file when they are next touched). Returns the bytes
+/// advised; 0 where the kernel or the platform cannot do it, which changes nothing else.
+pub fn release_startup_pages() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+            return 0;
+        };
+        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+            return 0;
+        };
+        let exe = exe.to_string_lossy();
+        let mut released = 0;
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if perms.contains('w') || !line.ends_with(exe.as_ref()) {
+                continue;
+            }
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                continue;
+            };
+            // SAFETY: the range is one of this process's own file mappings, read from
+            // /proc/self/maps, and the executable's mappings last as long as the process.
+            // MADV_PAGEOUT changes no memory contents: it only drops clean file pages, which
+            // the kernel reads back from the executable when they are touched again.
+            let advised = unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    end.saturating_sub(start),
+                    libc::MADV_PAGEOUT,
+                )
+            };
+            if advised == 0 {
+                released += end.saturating_sub(start);
+            }
+        }
+        released
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn resident_file_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .expect("status")
+            .lines()
+            .find_map(|l| l.strip_prefix("RssFile:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .expect("RssFile")
+    }
+
+    #[test]
+    fn the_executables_pages_are_released_and_code_still_runs() {
+        let before = resident_file_kib();
+        let advised = release_startup_pages();
+        let after = resident_file_kib();
+        assert!(advised > 0, "no mapping of the executable was advised");
+        assert!(
+            after < before,
+            "resident file pages went from {before} to {after} KiB"
+        );
+        // Code paged out runs again, read back from the file.
+        assert_eq!(format!("{:?}", vec![1, 2, 3]), "[1, 2, 3]");
+    }
+}
