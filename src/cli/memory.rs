@@ -63,24 +63,13 @@ pub fn release_startup_pages() -> usize {
 mod tests {
     use super::*;
 
-    fn resident_file_kib() -> u64 {
-        std::fs::read_to_string("/proc/self/status")
-            .expect("status")
-            .lines()
-            .find_map(|l| l.strip_prefix("RssFile:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-            .expect("RssFile")
-    }
-
     #[test]
-    fn the_executables_pages_are_released_and_code_still_runs() {
-        let before = resident_file_kib();
-        let advised = release_startup_pages();
-        let after = resident_file_kib();
-        assert!(advised > 0, "no mapping of the executable was advised");
+    fn the_executables_mappings_are_advised_and_code_still_runs() {
+        // Whether pages are released shows in a process of its own (tests/cli/serve.rs):
+        // here other test processes map the same binary, and the kernel keeps shared pages.
         assert!(
-            after < before,
-            "resident file pages went from {before} to {after} KiB"
+            release_startup_pages() > 0,
+            "no mapping of the executable was advised"
         );
         // Code paged out runs again, read back from the file.
         assert_eq!(format!("{:?}", vec![1, 2, 3]), "[1, 2, 3]");

@@ -476,6 +476,20 @@ mod tests {
         Ok(())
     }
 
+    /// A second connection holding an exclusive lock on the database file in `dir`.
+    async fn lock_file(dir: &tempfile::TempDir) -> SqliteConnection {
+        let mut lock = SqliteConnectOptions::new()
+            .filename(dir.path().join("pincher.db"))
+            .connect()
+            .await
+            .expect("a second connection");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut lock)
+            .await
+            .expect("lock");
+        lock
+    }
+
     fn file_url(dir: &tempfile::TempDir) -> String {
         format!("sqlite://{}", dir.path().join("pincher.db").display())
     }
@@ -606,15 +620,7 @@ mod tests {
         }
         // The writer is held by a create blocked on another process's lock; twenty more queue
         // for it and are cut off while waiting.
-        let mut lock = SqliteConnectOptions::new()
-            .filename(dir.path().join("pincher.db"))
-            .connect()
-            .await
-            .expect("a second connection");
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut lock)
-            .await
-            .expect("lock");
+        let mut lock = lock_file(&dir).await;
         let holder = tokio::spawn({
             let db = db.clone();
             let spec = spec(100);
@@ -704,15 +710,7 @@ mod tests {
     async fn close_waits_for_a_connection_in_use_and_returns_once_it_is_released() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = sqlite(file_url(&dir), 2).await;
-        let mut lock = SqliteConnectOptions::new()
-            .filename(dir.path().join("pincher.db"))
-            .connect()
-            .await
-            .expect("a second connection");
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut lock)
-            .await
-            .expect("lock");
+        let mut lock = lock_file(&dir).await;
         let writing = tokio::spawn({
             let db = db.clone();
             async move { write(&db, "CREATE TABLE t (x)").await }

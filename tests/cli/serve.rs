@@ -69,3 +69,54 @@ async fn every_request_gets_one_access_log_line_with_its_request_id() {
     assert!(line["latency_ms"].as_f64().is_some());
     assert_eq!(line["spans"][0]["request_id"], "req-abc-123");
 }
+
+/// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.
+#[cfg(target_os = "linux")]
+fn rss_and_peak(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .expect("a VmRSS and a VmHWM line")
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn once_listening_serve_gives_back_the_pages_only_start_up_touched() {
+    // A copy of the binary of its own: the kernel keeps pages another process also maps (the
+    // other tests run this same binary), so the original would measure them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("pincher");
+    std::fs::copy(env!("CARGO_BIN_EXE_pincher"), &copy).expect("copy the binary");
+    let mut command = std::process::Command::new(&copy);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PINCHER_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .args(["serve", "--port", "0"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = rss_and_peak(child.id());
+    while seen.0 * 10 > seen.1 * 6 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        seen = rss_and_peak(child.id());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (rss, peak) = seen;
+    assert!(
+        rss * 10 <= peak * 6,
+        "resident {rss} KiB against a peak of {peak} KiB: start-up pages were not released"
+    );
+}
