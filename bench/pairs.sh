@@ -90,14 +90,12 @@ esac
 echo "$target on $backend; pincher $bin against $other (pool $bare_pool); $pairs pairs of $duration"
 
 ticks() { awk -v f="$2" '{print (f == "user") ? $14 : $14 + $15}' "/proc/$1/stat"; }
-# run NAME PID PORT: one wrk run; prints "NAME rps user_us total_us p99_ms"
+# run NAME PID PORT IDS AUTH: one wrk run with the server's ids file and bearer header;
+# prints "NAME rps user_us total_us p99_ms"
 run() {
   local u0 c0 out n request=("${script[@]}")
-  if [ "$1" = pincher ] || [ "$1" = warm-pincher ]; then
-    export BENCH_IDS=$work/ids.txt; [ "$target" = live ] || request+=(-H "$auth")
-  else
-    export BENCH_IDS=$work/ids-b.txt; [ "$target" = live ] || request+=(-H "$auth_b")
-  fi
+  export BENCH_IDS=$4
+  [ "$target" = live ] || request+=(-H "$5")
   u0=$(ticks "$2" user); c0=$(ticks "$2" all)
   out=$(wrk --latency -t2 -c64 -d"$duration" "${request[@]}" "http://127.0.0.1:$3$path")
   n=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -107,11 +105,13 @@ $(( ($(ticks "$2" user) - u0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
 $(( ($(ticks "$2" all) - c0) * 1000000 / $(getconf CLK_TCK) * 100 / n ))e-2 \
 $(echo "$out" | awk '/^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us$/, "", v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v*=1000}; print v}')"
 }
-run warm-pincher "$ppid" "$pport" >/dev/null
-run warm "$bpid" "$bport" >/dev/null
+p=("$ppid" "$pport" "$work/ids.txt" "$auth")
+b=("$bpid" "$bport" "$work/ids-b.txt" "$auth_b")
+run warm "${p[@]}" >/dev/null
+run warm "${b[@]}" >/dev/null
 for i in $(seq 1 "$pairs"); do
-  if ((i % 2)); then run pincher "$ppid" "$pport"; run "$other" "$bpid" "$bport"
-  else run "$other" "$bpid" "$bport"; run pincher "$ppid" "$pport"; fi
+  if ((i % 2)); then run pincher "${p[@]}"; run "$other" "${b[@]}"
+  else run "$other" "${b[@]}"; run pincher "${p[@]}"; fi
 done | tee "$work/pairs.txt"
 python3 - "$work/pairs.txt" "$other" <<'EOF'
 import statistics as st, sys

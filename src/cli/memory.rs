@@ -36,19 +36,15 @@ pub fn release_startup_pages() -> usize {
             ) else {
                 continue;
             };
+            let len = end.saturating_sub(start);
             // SAFETY: the range is one of this process's own file mappings, read from
             // /proc/self/maps, and the executable's mappings last as long as the process.
             // MADV_PAGEOUT changes no memory contents: it only drops clean file pages, which
             // the kernel reads back from the executable when they are touched again.
-            let advised = unsafe {
-                libc::madvise(
-                    start as *mut libc::c_void,
-                    end.saturating_sub(start),
-                    libc::MADV_PAGEOUT,
-                )
-            };
+            let advised =
+                unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
             if advised == 0 {
-                released += end.saturating_sub(start);
+                released += len;
             }
         }
         released

@@ -92,16 +92,8 @@ fn once_listening_serve_gives_back_the_pages_only_start_up_touched() {
     let dir = tempfile::tempdir().expect("tempdir");
     let copy = dir.path().join("pincher");
     std::fs::copy(env!("CARGO_BIN_EXE_pincher"), &copy).expect("copy the binary");
-    let mut command = std::process::Command::new(&copy);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PINCHER_") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
+    let mut child = crate::support::server::command_for(&copy, dir.path())
         .args(["serve", "--port", "0"])
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -9,7 +9,13 @@ use std::time::{Duration, Instant};
 
 /// A `pincher` command with no inherited `PINCHER_*` settings, run in `dir`.
 pub fn pincher_command(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pincher"));
+    command_for(Path::new(env!("CARGO_BIN_EXE_pincher")), dir)
+}
+
+/// `program` (a pincher binary, such as a copy of it) with no inherited `PINCHER_*` settings,
+/// run in `dir`.
+pub fn command_for(program: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(program);
     for (key, _) in std::env::vars() {
         if key.starts_with("PINCHER_") || key == "RUST_LOG" {
             command.env_remove(key);
