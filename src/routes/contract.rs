@@ -45,8 +45,8 @@ const QUERY_OPERATIONS: &[(&str, &str, &str, &[&str])] = &[
     ("/backups/opsmanager", "post", "opsmanager.backup", &[]),
 ];
 
-/// Text with a character that is not white space, and no NUL.
-const NOT_BLANK: &str = "^[^\\u0000]*\\S[^\\u0000]*$";
+/// Text with a character that is not white space, and no NUL (`\S` alone would match one).
+const NOT_BLANK: &str = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
 
 /// Every value `format=` takes.
 const FORMATS: &[&str] = &["json", "csv", "markdown", "md", "html", "table", "text"];

@@ -1,7 +1,7 @@
 //! `/openapi.json`: every route has its entry, and every entry is a route.
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 use crate::support::database::Backend;
@@ -173,4 +173,47 @@ async fn each_report_offers_only_the_formats_it_serves() {
             .is_some_and(|f| f.len() > 1 && f.contains(&"html".into())),
         "{savings}"
     );
+}
+
+/// The document's pattern for "not blank, no NUL" text takes exactly what the server takes,
+/// so a client (or a fuzzer) drawing from the document never sends text the server refuses.
+#[tokio::test]
+async fn not_blank_text_patterns_take_what_the_server_takes() {
+    let (app, doc) = document().await;
+    let pattern = |schema: &str, field: &str| {
+        let source = doc["components"]["schemas"][schema]["properties"][field]["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{schema}.{field} has no pattern"));
+        regex::Regex::new(source).expect("the pattern compiles")
+    };
+    let owner = pattern("ServiceWrite", "owner");
+    let token_name = pattern("TokenRequest", "name");
+    let texts = [
+        "payments", " a ", "é", "a\u{0}b", "\u{0}", "\u{0}a", "a\u{0}", " \u{0} ", " ", "\t\n",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let created = app
+            .create_service(&json!({"name": format!("svc-{i}"), "owner": text}))
+            .await
+            .status();
+        assert_eq!(
+            created == 201,
+            owner.is_match(text),
+            "owner {text:?}: the server answered {created}, the pattern says {}",
+            owner.is_match(text)
+        );
+        let created = app
+            .request(Method::POST, "/tokens")
+            .json(&json!({"name": text, "scope": "read"}))
+            .send()
+            .await
+            .expect("send")
+            .status();
+        assert_eq!(
+            created == 201,
+            token_name.is_match(text),
+            "token name {text:?}: the server answered {created}, the pattern says {}",
+            token_name.is_match(text)
+        );
+    }
 }
