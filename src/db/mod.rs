@@ -14,6 +14,12 @@
 //! served, and a writer starts the moment the one before it commits. The writer, like the
 //! readers, is held outside sqlx's pool, whose release pings the connection's worker thread
 //! from a task of its own: with one writer that round trip would be part of every write.
+//!
+//! Single-statement writes ([`write_one!`]) are committed in groups: those that queue while
+//! the writer is busy are run by the next writer in one transaction, so a burst of writes
+//! pays for one commit (and a WAL that grows, and is checkpointed, once per group rather than
+//! once per write). A statement that fails a constraint is undone on its own, as SQLite undoes
+//! a failed statement, and the rest of its group commits.
 
 pub mod backups;
 pub mod rules;
@@ -22,7 +28,11 @@ pub mod services;
 pub mod tokens;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -66,6 +76,36 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Runs the single write statement `$body` with `$conn` bound to an executor for writes, and
+/// commits it: on a SQLite file in a group with the writes queued beside it (see the module
+/// documentation), elsewhere as [`on_pool!`] does. `$body` must evaluate to a
+/// `Result<_, sqlx::Error>`, may run on another task and so may use only what it owns (it is
+/// moved there), and must be one statement: a group cannot undo half of one.
+macro_rules! write_one {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(sqlite) => match sqlite.writer() {
+                Some(writer) => {
+                    sqlite
+                        .grouped(
+                            writer,
+                            $crate::db::statement(move |$conn: &mut sqlx::SqliteConnection| {
+                                Box::pin(async move { $body })
+                            }),
+                        )
+                        .await
+                }
+                None => {
+                    let $conn = sqlite.pool();
+                    $body
+                }
+            },
+            $crate::db::Db::Postgres($conn) => $body,
+        }
+    };
+}
+pub(crate) use write_one;
 
 /// Runs the single read statement `$body` with `$conn` bound to an executor for reads: a
 /// reader connection on SQLite (the pool when the database is in memory, where another
@@ -187,6 +227,271 @@ pub struct SqliteDb {
     writer: Option<Connections>,
     /// `None` for an in-memory database.
     readers: Option<Connections>,
+    /// Single-statement writes waiting for the writer.
+    group: Arc<Group>,
+}
+
+/// A queued write: runs its statement on the connection it is given and returns what tells
+/// its caller the outcome once the group's outcome is known, with the reason the group must be
+/// rolled back when the statement's failure undid the transaction; or `None`, having run
+/// nothing, when its caller is gone. A job dropped unrun tells its caller it was not written.
+type Job = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> BoxFuture<'c, Option<(Done, Option<GroupFailed>)>>
+        + Send,
+>;
+
+/// Tells a write's caller its outcome, given the outcome of its group.
+type Done = Box<dyn FnOnce(Result<(), GroupFailed>) + Send>;
+
+/// Why a group's writes were not committed (each caller gets its own copy).
+#[derive(Debug, Clone)]
+struct GroupFailed(String);
+
+impl From<GroupFailed> for sqlx::Error {
+    /// An I/O error: the database failed (it is full, or the disk or a lock failed), not this
+    /// write, and the caller may retry it.
+    fn from(failed: GroupFailed) -> Self {
+        sqlx::Error::Io(std::io::Error::other(failed.0))
+    }
+}
+
+/// Pins the signature of a statement [`write_one!`] queues.
+pub(crate) fn statement<T, F>(f: F) -> F
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+{
+    f
+}
+
+/// Whether a failed statement may have rolled back the transaction it ran in: SQLite does so
+/// on SQLITE_BUSY, NOMEM, INTERRUPT, IOERR and FULL (and sqlx fails this way when the
+/// connection itself failed). Other failures, a constraint's above all, undo the statement only.
+fn aborts_transaction(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
+            primary.is_none_or(|code| matches!(code, 5 | 7 | 9 | 10 | 13))
+        }
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. } => false,
+        _ => true,
+    }
+}
+
+/// Writes queued for SQLite's writer, and how many groups and writes were committed.
+#[derive(Default)]
+struct Group {
+    queue: Mutex<Vec<(u64, Job)>>,
+    next_id: AtomicU64,
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("commits", &self.commits.load(Ordering::Relaxed))
+            .field("writes", &self.writes.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Group {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Job)>> {
+        // Only pushes and takes happen under the lock, so a panic elsewhere leaves it whole.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, job: Job) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.queue().push((id, job));
+        id
+    }
+
+    /// Takes job `id` back out of the queue; `false` when a writer already took it.
+    fn take_back(&self, id: u64) -> bool {
+        let mut queue = self.queue();
+        match queue.iter().position(|(queued, _)| *queued == id) {
+            Some(at) => {
+                drop(queue.remove(at));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs every queued job in one transaction on `connection`, then tells each caller.
+    async fn run(&self, connection: &mut SqliteConnection) {
+        let jobs: Vec<Job> = std::mem::take(&mut *self.queue())
+            .into_iter()
+            .map(|(_, job)| job)
+            .collect();
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err((e, jobs)) = self.commit_together(connection, jobs).await {
+            tracing::debug!(error = %e, "cannot begin a group commit; writing one by one");
+            for job in jobs {
+                if let Some((done, _)) = job(&mut *connection).await {
+                    done(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Runs `jobs` in one transaction and tells each caller; gives them back unrun when the
+    /// transaction cannot begin.
+    async fn commit_together(
+        &self,
+        connection: &mut SqliteConnection,
+        jobs: Vec<Job>,
+    ) -> Result<(), (sqlx::Error, Vec<Job>)> {
+        // IMMEDIATE takes the write lock at once, so a busy database fails here, before any
+        // statement ran; then each write runs on its own and meets the failure itself.
+        let mut transaction = match connection.begin_with("BEGIN IMMEDIATE").await {
+            Ok(transaction) => transaction,
+            Err(e) => return Err((e, jobs)),
+        };
+        let mut done = Vec::with_capacity(jobs.len());
+        let mut failed = None;
+        // Jobs left unrun after a failure are dropped, which tells their callers.
+        for job in jobs {
+            if let Some((outcome, aborted)) = job(&mut transaction).await {
+                done.push(outcome);
+                if aborted.is_some() {
+                    failed = aborted;
+                    break;
+                }
+            }
+        }
+        let outcome = match failed {
+            None => transaction
+                .commit()
+                .await
+                .map_err(|e| GroupFailed(format!("committing a group of writes failed: {e}"))),
+            Some(reason) => {
+                if let Err(e) = transaction.rollback().await {
+                    tracing::debug!(error = %e, "rolling back a failed group of writes");
+                }
+                Err(reason)
+            }
+        };
+        if outcome.is_ok() {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.writes.fetch_add(done.len() as u64, Ordering::Relaxed);
+        }
+        for done in done {
+            done(outcome.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A write in the queue: dropped with its caller, it takes the write back out if no writer
+/// took it yet, so a caller cancelled while queued writes nothing.
+struct Queued<'a> {
+    group: &'a Group,
+    id: u64,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.group.take_back(self.id);
+    }
+}
+
+/// The error a caller gets when its write was dropped unrun (its group failed first).
+fn not_written() -> sqlx::Error {
+    GroupFailed("the write was not run: a write before it in its group failed".into()).into()
+}
+
+impl SqliteDb {
+    /// The writer connection (`None` for an in-memory database).
+    fn writer(&self) -> Option<&Connections> {
+        self.writer.as_ref()
+    }
+
+    /// sqlx's pool (what an in-memory database uses for everything).
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Queues `statement` for the writer and waits for its group's commit. The caller that
+    /// gets the writer runs the group on a task of its own, so that the group finishes even
+    /// when that caller is cancelled; a caller cancelled while its write is queued writes
+    /// nothing.
+    async fn grouped<T, F>(&self, writer: &Connections, statement: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        let (sender, mut receiver) = tokio::sync::oneshot::channel::<Result<T, sqlx::Error>>();
+        let job: Job = Box::new(move |connection| {
+            Box::pin(async move {
+                if sender.is_closed() {
+                    return None;
+                }
+                let result = statement(connection).await;
+                let aborted = match &result {
+                    Err(e) if aborts_transaction(e) => Some(GroupFailed(format!(
+                        "another write of its group failed, and the group was rolled back: {e}"
+                    ))),
+                    _ => None,
+                };
+                let done: Done = Box::new(move |group| {
+                    let outcome = match result {
+                        Err(e) => Err(e),
+                        Ok(value) => group.map(|()| value).map_err(sqlx::Error::from),
+                    };
+                    // The caller may be gone; the write stands either way.
+                    let _ = sender.send(outcome);
+                });
+                Some((done, aborted))
+            })
+        });
+        let queued = Queued {
+            group: &self.group,
+            id: self.group.push(job),
+        };
+        tokio::select! {
+            biased;
+            outcome = &mut receiver => return outcome.unwrap_or_else(|_| Err(not_written())),
+            connection = writer.get() => match connection {
+                Ok(mut connection) => {
+                    let group = Arc::clone(&self.group);
+                    tokio::spawn(async move { group.run(&mut connection).await });
+                }
+                Err(e) => {
+                    if self.group.take_back(queued.id) {
+                        return Err(e);
+                    }
+                }
+            },
+        }
+        receiver.await.unwrap_or_else(|_| Err(not_written()))
+    }
+
+    /// How many groups of writes were committed, and how many writes they held.
+    #[cfg(test)]
+    fn group_commits(&self) -> (u64, u64) {
+        (
+            self.group.commits.load(Ordering::Relaxed),
+            self.group.writes.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// Opens SQLite connections with the given options.
@@ -332,6 +637,7 @@ impl Db {
                 pool,
                 writer,
                 readers,
+                group: Arc::default(),
             }))
         }
     }
@@ -730,6 +1036,168 @@ mod tests {
             .await
             .expect("close returns once the writer is released");
         writing.await.expect("join").expect("the write finished");
+    }
+
+    fn service(name: &str, metadata_bytes: usize) -> crate::domain::service::ServiceSpec {
+        crate::domain::service::ServiceSpec {
+            name: crate::domain::service::ServiceName::parse(name).expect("a valid name"),
+            display_name: None,
+            description: String::new(),
+            owner: "team".into(),
+            tags: [("service".to_owned(), name.to_owned())].into(),
+            links: Default::default(),
+            metadata: [("blob".to_owned(), "x".repeat(metadata_bytes).into())]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Holds SQLite's writer until `release` fires; `held` fires once it has it.
+    async fn hold_writer(
+        db: Db,
+        held: tokio::sync::oneshot::Sender<()>,
+        release: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<(), DbError> {
+        on_pool!(&db, pool => {
+            let _ = held.send(());
+            let _ = release.await;
+            sqlx::query("SELECT 1").execute(pool).await.map(drop)?
+        });
+        Ok(())
+    }
+
+    /// `creates` spawned while the writer is held, and the release of the writer once every
+    /// one of them is queued.
+    async fn queue_behind_the_writer(
+        db: &Db,
+        specs: Vec<crate::domain::service::ServiceSpec>,
+    ) -> (
+        Vec<tokio::task::JoinHandle<Result<crate::domain::service::Service, DbError>>>,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), DbError>>,
+    ) {
+        let Db::Sqlite(sqlite) = db else {
+            panic!("SQLite");
+        };
+        let (held, is_held) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel();
+        let holder = tokio::spawn(hold_writer(db.clone(), held, released));
+        is_held.await.expect("the writer is held");
+        let count = specs.len();
+        let creates = specs
+            .into_iter()
+            .map(|spec| {
+                let db = db.clone();
+                tokio::spawn(async move { services::create(&db, &spec).await })
+            })
+            .collect();
+        while sqlite.group.queue().len() < count {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (creates, release, holder)
+    }
+
+    #[tokio::test]
+    async fn writes_queued_behind_the_writer_commit_as_one_group_and_a_taken_name_fails_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        services::create(&db, &service("svc-7", 0))
+            .await
+            .expect("create");
+        let Db::Sqlite(sqlite) = &db else {
+            panic!("SQLite");
+        };
+        let before = sqlite.group_commits();
+        let specs = (0..20).map(|i| service(&format!("svc-{i}"), 10)).collect();
+        let (creates, release, holder) = queue_behind_the_writer(&db, specs).await;
+        release.send(()).expect("release");
+        holder.await.expect("join").expect("the holder");
+        let mut created = 0;
+        for (i, create) in creates.into_iter().enumerate() {
+            match create.await.expect("join") {
+                Ok(service) => {
+                    assert_eq!(service.name.as_str(), format!("svc-{i}"));
+                    created += 1;
+                }
+                Err(DbError::Conflict(message)) => assert_eq!(i, 7, "{message}"),
+                Err(e) => panic!("svc-{i}: {e}"),
+            }
+        }
+        assert_eq!(created, 19);
+        let after = sqlite.group_commits();
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 20),
+            "one commit for the twenty queued writes"
+        );
+        assert_eq!(services::count(&db).await.expect("count"), 20);
+        let tagged = services::list_all(
+            &db,
+            &crate::domain::service::ServiceFilter {
+                tags: vec![("service".into(), "svc-19".into())],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+        assert_eq!(tagged.len(), 1, "the trigger's rows are committed too");
+    }
+
+    #[tokio::test]
+    async fn a_write_cancelled_while_queued_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        let (mut creates, release, holder) =
+            queue_behind_the_writer(&db, vec![service("cancelled", 10)]).await;
+        let cancelled = creates.pop().expect("one create");
+        cancelled.abort();
+        assert!(cancelled.await.expect_err("aborted").is_cancelled());
+        let Db::Sqlite(sqlite) = &db else {
+            panic!("SQLite");
+        };
+        assert_eq!(sqlite.group.queue().len(), 0, "the write left the queue");
+        release.send(()).expect("release");
+        holder.await.expect("join").expect("the holder");
+        services::create(&db, &service("later", 10))
+            .await
+            .expect("the writer is free");
+        let names: Vec<_> = services::list_all(&db, &Default::default())
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|s| s.name.as_str().to_owned())
+            .collect();
+        assert_eq!(names, ["later"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_database_fails_the_whole_group_and_tells_every_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sqlite(file_url(&dir), 2).await;
+        // The writer may not grow the file: the first create fits in the pages there are,
+        // the second needs overflow pages, and fails with SQLITE_FULL.
+        write(&db, "PRAGMA max_page_count = 1")
+            .await
+            .expect("pragma");
+        let specs = vec![
+            service("fits", 0),
+            service("too-big", 64 * 1024),
+            service("after", 0),
+        ];
+        let (creates, release, holder) = queue_behind_the_writer(&db, specs).await;
+        release.send(()).expect("release");
+        holder.await.expect("join").expect("the holder");
+        let mut outcomes = Vec::new();
+        for create in creates {
+            outcomes.push(create.await.expect("join"));
+        }
+        let full = outcomes[1].as_ref().expect_err("too big for the file");
+        assert!(full.to_string().contains("full"), "{full}");
+        for outcome in [&outcomes[0], &outcomes[2]] {
+            let error = outcome.as_ref().expect_err("the group was rolled back");
+            assert!(error.is_unavailable(), "{error}");
+        }
+        assert_eq!(services::count(&db).await.expect("count"), 0);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Db, DbError, on_pool, on_reader};
+use super::{Db, DbError, on_reader, write_one};
 use crate::domain::service::{Service, ServiceFilter, ServiceKey, ServiceSpec};
 
 #[derive(sqlx::FromRow)]
@@ -62,6 +62,43 @@ macro_rules! columns {
 const COLUMNS: &str = columns!();
 const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM services WHERE id = $1");
 const SELECT_BY_NAME: &str = concat!("SELECT ", columns!(), " FROM services WHERE name = $1");
+const INSERT: &str = concat!(
+    "INSERT INTO services (id, name, display_name, description, owner, tags, links, \
+     metadata, revision, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING ",
+    columns!()
+);
+const UPDATE: &str = concat!(
+    "UPDATE services SET name = $1, display_name = $2, description = $3, owner = $4, \
+     tags = $5, links = $6, metadata = $7, revision = revision + 1, updated_at = $8 \
+     WHERE id = $9 AND revision = $10 RETURNING ",
+    columns!()
+);
+
+/// A spec's columns as owned values, for a statement that may run on another task.
+struct SpecColumns {
+    name: String,
+    display_name: Option<String>,
+    description: String,
+    owner: String,
+    tags: String,
+    links: String,
+    metadata: String,
+}
+
+impl SpecColumns {
+    fn new(spec: &ServiceSpec) -> Result<Self, DbError> {
+        Ok(Self {
+            name: spec.name.as_str().to_owned(),
+            display_name: spec.display_name.clone(),
+            description: spec.description.clone(),
+            owner: spec.owner.clone(),
+            tags: json_text(&spec.tags)?,
+            links: json_text(&spec.links)?,
+            metadata: json_text(&spec.metadata)?,
+        })
+    }
+}
 
 /// One page of services in name order.
 #[derive(Debug, Clone)]
@@ -199,26 +236,24 @@ pub async fn get(db: &Db, key: &ServiceKey) -> Result<Service, DbError> {
 pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
     let id = Uuid::now_v7();
     let at = now();
-    // One statement: the database fills service_tags from the tags column (migration 0008).
-    let row: ServiceRow = on_pool!(db, pool => {
-        sqlx::query_as(&format!(
-            "INSERT INTO services (id, name, display_name, description, owner, tags, links, \
-             metadata, revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING {COLUMNS}"
-        ))
-        .bind(id)
-        .bind(spec.name.as_str())
-        .bind(spec.display_name.as_deref())
-        .bind(&spec.description)
-        .bind(&spec.owner)
-        .bind(json_text(&spec.tags)?)
-        .bind(json_text(&spec.links)?)
-        .bind(json_text(&spec.metadata)?)
-        .bind(at)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?
-    });
+    let columns = SpecColumns::new(spec)?;
+    // One statement, so it can be committed in a group: the database fills service_tags from
+    // the tags column (migration 0008).
+    let row: ServiceRow = write_one!(db, conn => {
+        sqlx::query_as(INSERT)
+            .bind(id)
+            .bind(columns.name)
+            .bind(columns.display_name)
+            .bind(columns.description)
+            .bind(columns.owner)
+            .bind(columns.tags)
+            .bind(columns.links)
+            .bind(columns.metadata)
+            .bind(at)
+            .fetch_one(conn)
+            .await
+    })
+    .map_err(|e| name_taken(e.into(), spec.name.as_str()))?;
     row.try_into()
 }
 
@@ -231,27 +266,26 @@ pub async fn update(
     revision: i64,
     spec: &ServiceSpec,
 ) -> Result<Service, DbError> {
-    // One statement: the database replaces the service's service_tags rows (migration 0008).
-    let row: Option<ServiceRow> = on_pool!(db, pool => {
-        sqlx::query_as(&format!(
-            "UPDATE services SET name = $1, display_name = $2, description = $3, owner = $4, \
-             tags = $5, links = $6, metadata = $7, revision = revision + 1, updated_at = $8 \
-             WHERE id = $9 AND revision = $10 RETURNING {COLUMNS}"
-        ))
-        .bind(spec.name.as_str())
-        .bind(spec.display_name.as_deref())
-        .bind(&spec.description)
-        .bind(&spec.owner)
-        .bind(json_text(&spec.tags)?)
-        .bind(json_text(&spec.links)?)
-        .bind(json_text(&spec.metadata)?)
-        .bind(now())
-        .bind(id)
-        .bind(revision)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| name_taken(e.into(), spec.name.as_str()))?
-    });
+    let columns = SpecColumns::new(spec)?;
+    let at = now();
+    // One statement, so it can be committed in a group: the database replaces the service's
+    // service_tags rows (migration 0008).
+    let row: Option<ServiceRow> = write_one!(db, conn => {
+        sqlx::query_as(UPDATE)
+            .bind(columns.name)
+            .bind(columns.display_name)
+            .bind(columns.description)
+            .bind(columns.owner)
+            .bind(columns.tags)
+            .bind(columns.links)
+            .bind(columns.metadata)
+            .bind(at)
+            .bind(id)
+            .bind(revision)
+            .fetch_optional(conn)
+            .await
+    })
+    .map_err(|e| name_taken(e.into(), spec.name.as_str()))?;
     row.map(Service::try_from).transpose()?.ok_or_else(|| {
         DbError::Conflict(format!(
             "service {id} was changed or deleted by another request; fetch it again and retry"
@@ -263,23 +297,14 @@ pub async fn update(
 /// Returns whether a row was deleted.
 #[tracing::instrument(level = "debug", name = "db services.delete", skip_all, fields(otel.kind = "client"))]
 pub async fn delete(db: &Db, id: Uuid, revision: Option<i64>) -> Result<bool, DbError> {
-    let result = on_pool!(db, pool => match revision {
-        Some(revision) => {
-            sqlx::query("DELETE FROM services WHERE id = $1 AND revision = $2")
-                .bind(id)
-                .bind(revision)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-        None => {
-            sqlx::query("DELETE FROM services WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-    });
+    let result = write_one!(db, conn => {
+        sqlx::query("DELETE FROM services WHERE id = $1 AND (CAST($2 AS BIGINT) IS NULL OR revision = $2)")
+            .bind(id)
+            .bind(revision)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+    })?;
     Ok(result > 0)
 }
 
