@@ -461,6 +461,7 @@ impl ChefClient {
                 headers.insert(name, value);
             }
         }
+        let method_is_idempotent = method.is_idempotent();
         let mut request = self.http.request(method, url.clone()).headers(headers);
         if body.is_some() {
             request = request
@@ -473,7 +474,18 @@ impl ChefClient {
             url: redact_url(self.base.as_str()),
             source: source.without_url(),
         };
-        let response = request.send().await.map_err(unreachable)?;
+        // Sent again once, when idempotent, if the connection closed before any answer: a
+        // server closing a kept-alive connection as the request goes out on it never saw it
+        // (Go's HTTP client does the same).
+        let again = method_is_idempotent.then(|| request.try_clone()).flatten();
+        let response = match (request.send().await, again) {
+            (Err(e), Some(again)) if closed_before_answer(&e) => {
+                tracing::debug!(operation, error = %e.without_url(), "chef connection closed; sending again");
+                again.send().await
+            }
+            (sent, _) => sent,
+        }
+        .map_err(unreachable)?;
         let status = response.status();
         let headers = response.headers().clone();
         let text = match read_body(response, self.max_response_bytes).await {
@@ -599,6 +611,18 @@ impl ChefClient {
     }
 }
 
+/// Whether `e` says the connection closed before an answer came.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// The message of a Chef error body (`{"error": ["…"]}` or `{"error": "…"}`), else the text.
 fn server_message(text: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(text).ok();
@@ -687,6 +711,76 @@ YlkUQYXhy9JixmUUKtH+NXkKX7Lyc8XYw5ETr7JBT3ifs+G7HruDjVG78EJVojbd
         "MmbLUIm3JRYi00Yb01IUCCKdI90vUq1HHNtlTEu93YZfQaJwRxXlGkCNwIJe",
         "fy49QzaCIEu1XiOx5Jn+4GmkrZch/RrK9VzQWXgs+w==",
     ];
+
+    /// A server that drops the first connection after reading the request, then answers
+    /// `{}` on the next; returns its URL and how many requests it read.
+    async fn drops_the_first_connection() -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url =
+            Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = vec![0; 16 * 1024];
+                let _ = socket.read(&mut buffer).await;
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n > 0 {
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                        .await;
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_is_sent_again_once_when_the_connection_closes_unanswered() {
+        let (url, seen) = drops_the_first_connection().await;
+        let client = ChefClient::new(
+            url,
+            "spec".into(),
+            spec_key(),
+            SignVersion::V1_3,
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let (_, body) = client
+            .request("nodes", Method::GET, &["nodes"], &[], None)
+            .await
+            .expect("the second try is answered");
+        assert_eq!(body, serde_json::json!({}));
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_post_is_not_sent_again_when_the_connection_closes_unanswered() {
+        let (url, seen) = drops_the_first_connection().await;
+        let client = ChefClient::new(
+            url,
+            "spec".into(),
+            spec_key(),
+            SignVersion::V1_3,
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let error = client
+            .request(
+                "create",
+                Method::POST,
+                &["nodes"],
+                &[],
+                Some(&serde_json::json!({})),
+            )
+            .await
+            .expect_err("not sent again");
+        assert!(matches!(error, ChefError::Unreachable { .. }), "{error}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     fn spec_key() -> ClientKey {
         ClientKey::from_pem(&SecretString::from(SPEC_KEY), "spec").unwrap_or_else(|e| panic!("{e}"))
