@@ -383,6 +383,11 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// HTTP requests served so far.
+    pub fn http_requests_served(&self) -> u64 {
+        self.http.served()
+    }
+
     /// Records one HTTP request served.
     pub fn record_http_request(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
         self.http.record(method, route, status, elapsed);

@@ -3,12 +3,13 @@
 //! Starting `serve` touches code that never runs again (settings, migrations, the route table
 //! and its OpenAPI document), and the kernel maps each touched page with its neighbours: most
 //! of an idle service's resident memory is its own executable (docs/performance.md). Paging
-//! those mappings out once the service is up leaves resident only what serving touches again.
+//! those mappings out once the service is up, and again after its first requests (which run
+//! lazy set-up once), leaves resident only what serving touches again.
 
 /// Pages out the read-only mappings of the running executable (code and constants: clean
 /// pages the kernel reads back from the file when they are next touched). Returns the bytes
 /// advised; 0 where the kernel or the platform cannot do it, which changes nothing else.
-pub fn release_startup_pages() -> usize {
+pub fn page_out_code() -> usize {
     #[cfg(target_os = "linux")]
     {
         let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
@@ -64,7 +65,7 @@ mod tests {
         // Whether pages are released shows in a process of its own (tests/cli/serve.rs):
         // here other test processes map the same binary, and the kernel keeps shared pages.
         assert!(
-            release_startup_pages() > 0,
+            page_out_code() > 0,
             "no mapping of the executable was advised"
         );
         // Code paged out runs again, read back from the file.

@@ -106,10 +106,10 @@ pub async fn run(opts: Opts, mut settings: Settings) -> anyhow::Result<Outcome> 
         signalled.await;
         let _ = stop_tx.send(true);
     });
-    tokio::task::spawn_blocking(|| {
-        let bytes = crate::cli::memory::release_startup_pages();
-        tracing::debug!(bytes, "paged out the code only start-up needed");
-    });
+    let quiet = Duration::from_secs(state.settings.server.page_out_after_quiet_secs);
+    if !quiet.is_zero() {
+        tokio::spawn(page_out_code(quiet));
+    }
 
     // The server's result when it ended before the drain began: on its own (an error), or
     // because the stop it was sent finished it at once (no request in flight), in which case
@@ -228,5 +228,29 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             std::future::pending::<()>().await;
         }
         tracing::info!("received Ctrl-C");
+    }
+}
+
+/// Pages out serve's code now that it listens, and once more after the first requests, when
+/// none has come for `quiet`: they run code that runs once per process (lazy set-up on the
+/// request path, the first use of the router and of the metrics).
+async fn page_out_code(quiet: Duration) {
+    page_out("start-up").await;
+    let mut seen = 0;
+    loop {
+        tokio::time::sleep(quiet).await;
+        let served = crate::metrics::METRICS.http_requests_served();
+        if served > 0 && served == seen {
+            break;
+        }
+        seen = served;
+    }
+    page_out("the first requests").await;
+}
+
+async fn page_out(after: &'static str) {
+    match tokio::task::spawn_blocking(crate::cli::memory::page_out_code).await {
+        Ok(bytes) => tracing::debug!(bytes, after, "paged out code"),
+        Err(e) => tracing::debug!(error = %e, "paging out code failed"),
     }
 }

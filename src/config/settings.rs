@@ -108,6 +108,10 @@ pub struct ServerSettings {
     pub idle_timeout_secs: u64,
     /// Most connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Once requests have been served and none has come for this long, serve gives the
+    /// kernel back the pages of its code once more, as it does when it starts listening, so
+    /// that code only the first requests ran leaves memory; 0 turns both off.
+    pub page_out_after_quiet_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -123,6 +127,7 @@ impl Default for ServerSettings {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 1024,
+            page_out_after_quiet_secs: 10,
         }
     }
 }

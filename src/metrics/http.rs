@@ -131,6 +131,14 @@ impl HttpMetrics {
         }
     }
 
+    /// Requests recorded so far, over every label set and thread.
+    pub fn served(&self) -> u64 {
+        self.lock()
+            .iter()
+            .map(|s| s.requests.load(Ordering::Relaxed))
+            .sum()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SharedSeries>> {
         // Only ever pushed to; a panic elsewhere while it was held leaves it consistent.
         self.0.series.lock().unwrap_or_else(PoisonError::into_inner)

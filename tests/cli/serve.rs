@@ -112,3 +112,64 @@ fn once_listening_serve_gives_back_the_pages_only_start_up_touched() {
         "resident {rss} KiB against a peak of {peak} KiB: start-up pages were not released"
     );
 }
+
+/// `RssFile` of process `pid` (resident pages backed by files: its code, mostly), in KiB.
+#[cfg(target_os = "linux")]
+fn rss_file(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("RssFile:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .expect("an RssFile line")
+}
+
+/// One HTTP/1.1 GET of `path` on `address`, its answer read to the end.
+#[cfg(target_os = "linux")]
+fn get(address: &str, path: &str) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{path}: no HTTP answer");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn after_its_first_requests_and_a_quiet_spell_serve_gives_back_the_code_they_ran() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("pincher");
+    std::fs::copy(env!("CARGO_BIN_EXE_pincher"), &copy).expect("copy the binary");
+    let server = crate::support::server::ServerProcess::start_program(
+        &copy,
+        dir.path(),
+        &[("PINCHER_SERVER__PAGE_OUT_AFTER_QUIET_SECS", "1")],
+    );
+    for path in [
+        "/status/live",
+        "/status",
+        "/openapi.json",
+        "/metrics",
+        "/services",
+    ] {
+        get(&server.address, path);
+    }
+    let after_requests = rss_file(server.pid());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut now = after_requests;
+    while now * 2 > after_requests && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        now = rss_file(server.pid());
+    }
+    assert!(
+        now * 2 <= after_requests,
+        "file-backed resident memory went from {after_requests} KiB after the requests to \
+         {now} KiB after a quiet spell: their code was not given back"
+    );
+    get(&server.address, "/status/live");
+}

@@ -47,6 +47,17 @@ impl ServerProcess {
         Self::spawn(dir, env, &all, "listening")
     }
 
+    /// Starts `program` (a copy of the pincher binary) as `serve --port 0` in `dir` with
+    /// extra environment variables.
+    pub fn start_program(program: &Path, dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn_program(program, dir, env, &["serve", "--port", "0"], "listening")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `pincher daemon` in `dir` with extra environment variables; `address` is empty.
     pub fn daemon(dir: &Path, env: &[(&str, &str)]) -> Self {
         Self::spawn(dir, env, &["daemon"], "scheduler started")
@@ -54,7 +65,19 @@ impl ServerProcess {
 
     /// Starts `pincher ARGS…` with JSON logs and waits for the log line `ready`.
     fn spawn(dir: &Path, env: &[(&str, &str)], args: &[&str], ready: &'static str) -> Self {
-        let mut child = pincher_command(dir)
+        let program = Path::new(env!("CARGO_BIN_EXE_pincher"));
+        Self::spawn_program(program, dir, env, args, ready)
+    }
+
+    /// Starts `program ARGS…` with JSON logs and waits for the log line `ready`.
+    fn spawn_program(
+        program: &Path,
+        dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        ready: &'static str,
+    ) -> Self {
+        let mut child = command_for(program, dir)
             .envs(env.iter().copied())
             .args(["--log-format", "json"])
             .args(args)
