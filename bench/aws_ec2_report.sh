@@ -8,6 +8,11 @@
 #     BENCH_TAG_EVERY=20 bench/aws_ec2_report.sh  (20,000 instances in one region, 1 in 20
 #                                                 reservations tagged: moto looks tags up by
 #                                                 scanning them all, per instance it describes)
+#   BENCH_REGIONS="us-east-1" BENCH_RESERVATIONS=10 BENCH_PER_RESERVATION=100 BENCH_COPIES=20 \
+#     bench/aws_ec2_report.sh                     (20,000 instances as pincher sees them: 1,000
+#                                                 on moto, each DescribeInstances page answered
+#                                                 20 times over by bench/ec2_pages.py, ids made
+#                                                 unique; moto cannot page 20,000 itself)
 #
 # Prints one line per run: what, wall seconds, user+system CPU seconds, peak RSS in MiB.
 set -euo pipefail
@@ -64,6 +69,17 @@ def launch(region):
 with ThreadPoolExecutor(4) as pool:
     list(pool.map(launch, regions))
 PY
+
+copies=${BENCH_COPIES:-1}
+if [ "$copies" -gt 1 ]; then
+  proxy_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 bench/ec2_pages.py "$proxy_port" "$url" "$copies" >"$work/proxy.log" 2>&1 &
+  proxy=$!
+  trap 'kill $moto $proxy 2>/dev/null; rm -rf "$work"' EXIT
+  url=http://127.0.0.1:$proxy_port
+  export PINCHER_AWS__ENDPOINT_URL=$url
+  for _ in $(seq 100); do curl -s -o /dev/null "$url/__stats" && break; sleep 0.1; done
+fi
 
 measure() {
   local what=$1; shift

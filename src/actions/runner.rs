@@ -225,9 +225,13 @@ async fn perform<A: Action>(
             } = A::assess(outcome);
             run.outcome = how;
             run.results = targets;
-            match serde_json::to_value(outcome) {
-                Ok(value) => run.output = Some(value),
-                Err(e) => serialize_error = Some(e.to_string()),
+            // Only a recorded run keeps its output: a report's JSON tree is several times the
+            // size of its rows.
+            if recorded {
+                match serde_json::to_value(outcome) {
+                    Ok(value) => run.output = Some(value),
+                    Err(e) => serialize_error = Some(e.to_string()),
+                }
             }
         }
         Err(e) => {

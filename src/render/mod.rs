@@ -558,6 +558,10 @@ where
     R: Tabular + Serialize,
     S: Serialize + Headline<R>,
 {
+    if format == ReportFormat::Json {
+        // Straight from the rows: the cells below would be a second copy of every row.
+        return Ok(serde_json::to_string_pretty(report)? + "\n");
+    }
     let columns = R::columns();
     let rows: Vec<Vec<String>> = report.rows.iter().map(Tabular::cells).collect();
     let summary = flatten(&serde_json::to_value(&report.summary)?);

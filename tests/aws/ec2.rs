@@ -487,6 +487,30 @@ async fn pages_past_one_thousand_instances() {
     assert_eq!(names[0], "bulk-0000");
     assert_eq!(names[1004], "bulk-1004");
     assert_eq!(report["summary"]["by_type"], json!({"t3.nano": 1005}));
+    // Streamed, the part's rows go out a page's worth at a time: each exactly once.
+    let lines: Vec<Value> = pincher
+        .ok(&[
+            "aws",
+            "--region",
+            "us-west-2",
+            "ec2",
+            "report",
+            "--output",
+            "jsonl",
+        ])
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let mut streamed: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line["row"]["name"].as_str())
+        .collect();
+    assert_eq!(streamed.len(), 1005, "one line per instance");
+    streamed.sort_unstable();
+    streamed.dedup();
+    assert_eq!(streamed.len(), 1005, "no instance twice");
+    let last = lines.last().expect("a report line");
+    assert_eq!(last["report"]["summary"]["total"], 1005);
 }
 
 #[tokio::test]

@@ -341,11 +341,15 @@ pub async fn instance_report(
                 if let Ok(mut summary) = streamed.lock() {
                     rows.iter().for_each(|row| summary.add(row));
                 }
-                progress.stream(
-                    rows.iter()
-                        .filter_map(|row| serde_json::to_value(row).ok())
-                        .collect(),
-                );
+                // A page's worth at a time: a row as a JSON tree is several times its size.
+                for chunk in rows.chunks(PAGE_SIZE as usize) {
+                    progress.stream(
+                        chunk
+                            .iter()
+                            .filter_map(|row| serde_json::to_value(row).ok())
+                            .collect(),
+                    );
+                }
                 Ok(Vec::new())
             }
         })
