@@ -11,38 +11,20 @@ many DescribeInstances pages were served.
 
     ec2_pages.py PORT MOTO_URL COPIES
 """
-import http.client
-import http.server
 import json
 import re
 import sys
 import threading
 import urllib.parse
 
+from moto_relay import Relay, Server
+
 port, moto, copies = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2]), int(sys.argv[3])
 lock = threading.Lock()
 pages = {}  # region -> moto's first page (bytes)
 stats = {"pages": 0, "instances": 0}
-local = threading.local()
 INSTANCE_ID = re.compile(rb"<instanceId>i-([0-9a-f]+)</instanceId>")
 REGION = re.compile(rb"Credential=[^/]+/[0-9]+/([a-z0-9-]+)/")
-
-
-def upstream():
-    if getattr(local, "conn", None) is None:
-        local.conn = http.client.HTTPConnection(moto.hostname, moto.port, timeout=600)
-    return local.conn
-
-
-def forward(method, path, headers, body):
-    conn = upstream()
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.getheaders(), response.read()
-    except (http.client.HTTPException, OSError):
-        local.conn = None
-        raise
 
 
 def copy_of(page, n):
@@ -58,19 +40,7 @@ def copy_of(page, n):
     return page
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body, content_type):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class Handler(Relay):
     def do_GET(self):
         if self.path == "/__stats":
             with lock:
@@ -93,9 +63,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             first = urllib.parse.urlencode({"Action": "DescribeInstances", "Version": form.get("Version", ["2016-11-15"])[0],
                                             "MaxResults": "1000"}).encode()
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length", "host")}
-            status, _, page = forward("POST", self.path, headers, first)
-            if status != 200:
-                return self.answer(status, page, "text/xml")
+            forwarded = self.forward(first, headers)
+            if forwarded is None or forwarded[0] != 200:
+                return self.relay(body)
+            page = forwarded[2]
             with lock:
                 pages[region] = page
         reply = copy_of(page, n)
@@ -104,16 +75,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             stats["instances"] += len(INSTANCE_ID.findall(reply))
         self.answer(200, reply, "text/xml;charset=UTF-8")
 
-    def relay(self, body):
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-        status, response_headers, reply = forward(self.command, self.path, headers, body)
-        self.send_response(status)
-        for name, value in response_headers:
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
 
-
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+Relay.moto = moto
+Server(("127.0.0.1", port), Handler).serve_forever()

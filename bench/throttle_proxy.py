@@ -14,14 +14,14 @@ throttled. SHARE=0 with a BUCKET leaves only that.
 
     throttle_proxy.py PORT MOTO_URL [DELAY_MS] [SHARE] [SEED] [BUCKET]
 """
-import http.client
-import http.server
 import json
 import random
 import sys
 import threading
 import time
 import urllib.parse
+
+from moto_relay import Relay, Server
 
 port, moto = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2])
 delay = float(sys.argv[3] if len(sys.argv) > 3 else 50) / 1000
@@ -32,7 +32,6 @@ rate, burst = (float(x) for x in bucket_spec.split(":")) if bucket_spec else (0.
 buckets = {}  # (key id, region, service) -> [tokens, last refill]
 lock = threading.Lock()
 stats = {"calls": 0, "throttled": 0}
-local = threading.local()
 
 EC2 = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>RequestLimitExceeded'
        b'</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>bench</RequestID></Response>')
@@ -41,25 +40,7 @@ QUERY = (b'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Mess
 JSON = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
 
 
-def upstream():
-    if getattr(local, "conn", None) is None:
-        local.conn = http.client.HTTPConnection(moto.hostname, moto.port, timeout=60)
-    return local.conn
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body, content_type):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class Handler(Relay):
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -94,32 +75,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "/ec2/aws4_request" in auth:
                 return self.answer(503, EC2, "text/xml;charset=UTF-8")
             return self.answer(400, QUERY, "text/xml")
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        for attempt in range(2):
-            try:
-                conn = upstream()
-                conn.request(self.command, self.path, body=body, headers=headers)
-                reply = conn.getresponse()
-                data = reply.read()
-                break
-            except (http.client.HTTPException, OSError):
-                local.conn = None
-                if attempt:
-                    return self.answer(502, b"moto did not answer", "text/plain")
-        self.send_response(reply.status)
-        for k, v in reply.getheaders():
-            if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.relay(body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
+Relay.moto, Relay.timeout = moto, 60
 Server(("127.0.0.1", port), Handler).serve_forever()

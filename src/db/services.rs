@@ -100,6 +100,20 @@ impl SpecColumns {
     }
 }
 
+/// Binds a spec's columns to `$query` in the order INSERT and UPDATE name them.
+macro_rules! bind_spec {
+    ($query:expr, $columns:expr) => {
+        $query
+            .bind($columns.name)
+            .bind($columns.display_name)
+            .bind($columns.description)
+            .bind($columns.owner)
+            .bind($columns.tags)
+            .bind($columns.links)
+            .bind($columns.metadata)
+    };
+}
+
 /// One page of services in name order.
 #[derive(Debug, Clone)]
 pub struct ServicePage {
@@ -240,15 +254,7 @@ pub async fn create(db: &Db, spec: &ServiceSpec) -> Result<Service, DbError> {
     // One statement, so it can be committed in a group: the database fills service_tags from
     // the tags column (migration 0008).
     let row: ServiceRow = write_one!(db, conn => {
-        sqlx::query_as(INSERT)
-            .bind(id)
-            .bind(columns.name)
-            .bind(columns.display_name)
-            .bind(columns.description)
-            .bind(columns.owner)
-            .bind(columns.tags)
-            .bind(columns.links)
-            .bind(columns.metadata)
+        bind_spec!(sqlx::query_as(INSERT).bind(id), columns)
             .bind(at)
             .fetch_one(conn)
             .await
@@ -271,14 +277,7 @@ pub async fn update(
     // One statement, so it can be committed in a group: the database replaces the service's
     // service_tags rows (migration 0008).
     let row: Option<ServiceRow> = write_one!(db, conn => {
-        sqlx::query_as(UPDATE)
-            .bind(columns.name)
-            .bind(columns.display_name)
-            .bind(columns.description)
-            .bind(columns.owner)
-            .bind(columns.tags)
-            .bind(columns.links)
-            .bind(columns.metadata)
+        bind_spec!(sqlx::query_as(UPDATE), columns)
             .bind(at)
             .bind(id)
             .bind(revision)

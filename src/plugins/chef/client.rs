@@ -712,9 +712,10 @@ YlkUQYXhy9JixmUUKtH+NXkKX7Lyc8XYw5ETr7JBT3ifs+G7HruDjVG78EJVojbd
         "fy49QzaCIEu1XiOx5Jn+4GmkrZch/RrK9VzQWXgs+w==",
     ];
 
-    /// A server that drops the first connection after reading the request, then answers
-    /// `{}` on the next; returns its URL and how many requests it read.
-    async fn drops_the_first_connection() -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    /// A client of a server that drops the first connection after reading the request, then
+    /// answers `{}` on the next; and how many requests the server read.
+    async fn drops_the_first_connection()
+    -> (ChefClient, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -735,12 +736,6 @@ YlkUQYXhy9JixmUUKtH+NXkKX7Lyc8XYw5ETr7JBT3ifs+G7HruDjVG78EJVojbd
                 }
             }
         });
-        (url, seen)
-    }
-
-    #[tokio::test]
-    async fn an_idempotent_request_is_sent_again_once_when_the_connection_closes_unanswered() {
-        let (url, seen) = drops_the_first_connection().await;
         let client = ChefClient::new(
             url,
             "spec".into(),
@@ -749,6 +744,12 @@ YlkUQYXhy9JixmUUKtH+NXkKX7Lyc8XYw5ETr7JBT3ifs+G7HruDjVG78EJVojbd
             Duration::from_secs(5),
         )
         .expect("client");
+        (client, seen)
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_is_sent_again_once_when_the_connection_closes_unanswered() {
+        let (client, seen) = drops_the_first_connection().await;
         let (_, body) = client
             .request("nodes", Method::GET, &["nodes"], &[], None)
             .await
@@ -759,15 +760,7 @@ YlkUQYXhy9JixmUUKtH+NXkKX7Lyc8XYw5ETr7JBT3ifs+G7HruDjVG78EJVojbd
 
     #[tokio::test]
     async fn a_post_is_not_sent_again_when_the_connection_closes_unanswered() {
-        let (url, seen) = drops_the_first_connection().await;
-        let client = ChefClient::new(
-            url,
-            "spec".into(),
-            spec_key(),
-            SignVersion::V1_3,
-            Duration::from_secs(5),
-        )
-        .expect("client");
+        let (client, seen) = drops_the_first_connection().await;
         let error = client
             .request(
                 "create",
