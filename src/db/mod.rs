@@ -85,7 +85,7 @@ pub(crate) use on_pool;
 macro_rules! write_one {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(sqlite) => match sqlite.writer() {
+            $crate::db::Db::Sqlite(sqlite) => match &sqlite.writer {
                 Some(writer) => {
                     sqlite
                         .grouped(
@@ -97,7 +97,7 @@ macro_rules! write_one {
                         .await
                 }
                 None => {
-                    let $conn = sqlite.pool();
+                    let $conn = &sqlite.pool;
                     $body
                 }
             },
@@ -417,16 +417,6 @@ fn not_written() -> sqlx::Error {
 }
 
 impl SqliteDb {
-    /// The writer connection (`None` for an in-memory database).
-    fn writer(&self) -> Option<&Connections> {
-        self.writer.as_ref()
-    }
-
-    /// sqlx's pool (what an in-memory database uses for everything).
-    fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     /// Queues `statement` for the writer and waits for its group's commit. The caller that
     /// gets the writer runs the group on a task of its own, so that the group finishes even
     /// when that caller is cancelled; a caller cancelled while its write is queued writes

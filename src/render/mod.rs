@@ -548,7 +548,8 @@ pub fn script_hash(script: &str) -> String {
     )
 }
 
-/// Renders `report` as `format`.
+/// Renders `report` as `format`. The JSON formats are written from the rows themselves; the
+/// others from each row's text cells.
 pub fn render_report<R, S>(
     report: &Report<R, S>,
     format: ReportFormat,
@@ -558,111 +559,134 @@ where
     R: Tabular + Serialize,
     S: Serialize + Headline<R>,
 {
-    if format == ReportFormat::Json {
-        // Straight from the rows: the cells below would be a second copy of every row.
-        return Ok(serde_json::to_string_pretty(report)? + "\n");
-    }
-    let columns = R::columns();
-    let rows: Vec<Vec<String>> = report.rows.iter().map(Tabular::cells).collect();
-    let summary = flatten(&serde_json::to_value(&report.summary)?);
-    let lead = Lead::with_cells(report, &rows);
     match format {
         ReportFormat::Json => Ok(serde_json::to_string_pretty(report)? + "\n"),
-        ReportFormat::Jsonl => {
-            let mut out = String::new();
-            for row in &report.rows {
-                out.push_str(&jsonl_row(serde_json::to_value(row)?));
-            }
-            let mut whole = serde_json::to_value(report)?;
-            if let Some(fields) = whole.as_object_mut() {
-                fields.remove("rows");
-            }
-            out.push_str(&serde_json::to_string(
-                &serde_json::json!({ "report": whole }),
-            )?);
-            out.push('\n');
-            Ok(out)
-        }
-        ReportFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(&columns)?;
-            for row in &rows {
-                writer.write_record(row.iter().map(|cell| csv_cell(cell).into_owned()))?;
-            }
-            let bytes = writer
-                .into_inner()
-                .map_err(|e| csv::Error::from(e.into_error()))?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
-        }
-        ReportFormat::Table => {
-            let mut out = Vec::new();
-            writeln!(out, "{} — {}", report.title, rfc3339(report.generated_at))
-                .map_err(csv::Error::from)?;
-            let lines = lead.lines();
-            write_fields(
-                &mut out,
-                &lines
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.clone()))
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(csv::Error::from)?;
-            if rows.is_empty() {
-                writeln!(out, "{}", lead.empty).map_err(csv::Error::from)?;
-            } else {
-                write_table(&mut out, &columns, rows).map_err(csv::Error::from)?;
-            }
-            if !summary.is_empty() {
-                write_fields(
-                    &mut out,
-                    &summary
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.clone()))
-                        .collect::<Vec<_>>(),
-                )
-                .map_err(csv::Error::from)?;
-            }
-            for e in &report.errors {
-                writeln!(out, "error: {}", terminal_text(&describe_error(e)))
-                    .map_err(csv::Error::from)?;
-            }
-            Ok(String::from_utf8_lossy(&out).into_owned())
-        }
-        ReportFormat::Markdown | ReportFormat::Html => {
-            let name = if format == ReportFormat::Html {
-                "report.html.j2"
-            } else {
-                "report.md.j2"
-            };
-            let filters: Vec<(String, String)> = report
-                .scope
-                .filters
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let section = Section::with(report, lead, rows);
-            templates.render(
-                name,
-                context! {
-                    title => report.title,
-                    kind => report.kind,
-                    generated_at => rfc3339(report.generated_at),
-                    scope => TemplateValue::from_serialize(&report.scope),
-                    filters => filters,
-                    columns => section.columns,
-                    classes => section.classes,
-                    rows => section.rows,
-                    hidden => section.hidden,
-                    lead => TemplateValue::from_serialize(&section.lead),
-                    lead_lines => section.lead.lines(),
-                    chart_svg => section.chart_svg,
-                    sort_script => SORT_SCRIPT,
-                    summary => summary,
-                    errors => TemplateValue::from_serialize(&report.errors),
-                },
-            )
-        }
+        ReportFormat::Jsonl => jsonl_report(report),
+        ReportFormat::Csv => csv_report(report),
+        ReportFormat::Table => table_report(report),
+        ReportFormat::Markdown | ReportFormat::Html => templated_report(report, format, templates),
     }
+}
+
+/// Each row's text cells, in [`Tabular::columns`] order.
+fn cells<R: Tabular>(rows: &[R]) -> Vec<Vec<String>> {
+    rows.iter().map(Tabular::cells).collect()
+}
+
+fn jsonl_report<R: Serialize, S: Serialize>(report: &Report<R, S>) -> Result<String, RenderError> {
+    let mut out = String::new();
+    for row in &report.rows {
+        out.push_str(&jsonl_row(serde_json::to_value(row)?));
+    }
+    let mut whole = serde_json::to_value(report)?;
+    if let Some(fields) = whole.as_object_mut() {
+        fields.remove("rows");
+    }
+    out.push_str(&serde_json::to_string(
+        &serde_json::json!({ "report": whole }),
+    )?);
+    out.push('\n');
+    Ok(out)
+}
+
+fn csv_report<R: Tabular, S>(report: &Report<R, S>) -> Result<String, RenderError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(R::columns())?;
+    for row in &report.rows {
+        writer.write_record(row.cells().iter().map(|cell| csv_cell(cell).into_owned()))?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn table_report<R, S>(report: &Report<R, S>) -> Result<String, RenderError>
+where
+    R: Tabular + Serialize,
+    S: Serialize + Headline<R>,
+{
+    let columns = R::columns();
+    let rows = cells(&report.rows);
+    let summary = flatten(&serde_json::to_value(&report.summary)?);
+    let lead = Lead::with_cells(report, &rows);
+    let mut out = Vec::new();
+    writeln!(out, "{} — {}", report.title, rfc3339(report.generated_at))
+        .map_err(csv::Error::from)?;
+    let lines = lead.lines();
+    write_fields(
+        &mut out,
+        &lines
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(csv::Error::from)?;
+    if rows.is_empty() {
+        writeln!(out, "{}", lead.empty).map_err(csv::Error::from)?;
+    } else {
+        write_table(&mut out, &columns, rows).map_err(csv::Error::from)?;
+    }
+    if !summary.is_empty() {
+        write_fields(
+            &mut out,
+            &summary
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(csv::Error::from)?;
+    }
+    for e in &report.errors {
+        writeln!(out, "error: {}", terminal_text(&describe_error(e))).map_err(csv::Error::from)?;
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn templated_report<R, S>(
+    report: &Report<R, S>,
+    format: ReportFormat,
+    templates: &Templates,
+) -> Result<String, RenderError>
+where
+    R: Tabular + Serialize,
+    S: Serialize + Headline<R>,
+{
+    let rows = cells(&report.rows);
+    let summary = flatten(&serde_json::to_value(&report.summary)?);
+    let lead = Lead::with_cells(report, &rows);
+    let name = if format == ReportFormat::Html {
+        "report.html.j2"
+    } else {
+        "report.md.j2"
+    };
+    let filters: Vec<(String, String)> = report
+        .scope
+        .filters
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let section = Section::with(report, lead, rows);
+    templates.render(
+        name,
+        context! {
+            title => report.title,
+            kind => report.kind,
+            generated_at => rfc3339(report.generated_at),
+            scope => TemplateValue::from_serialize(&report.scope),
+            filters => filters,
+            columns => section.columns,
+            classes => section.classes,
+            rows => section.rows,
+            hidden => section.hidden,
+            lead => TemplateValue::from_serialize(&section.lead),
+            lead_lines => section.lead.lines(),
+            chart_svg => section.chart_svg,
+            sort_script => SORT_SCRIPT,
+            summary => summary,
+            errors => TemplateValue::from_serialize(&report.errors),
+        },
+    )
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

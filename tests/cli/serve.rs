@@ -84,28 +84,30 @@ fn rss_and_peak(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// `pincher serve` from a copy of the binary of its own, in a temporary directory, with extra
+/// environment variables: the kernel keeps pages another process also maps (the other tests
+/// run this same binary), so the original would measure them.
 #[cfg(target_os = "linux")]
-#[test]
-fn once_listening_serve_gives_back_the_pages_only_start_up_touched() {
-    // A copy of the binary of its own: the kernel keeps pages another process also maps (the
-    // other tests run this same binary), so the original would measure them.
+fn serve_a_private_copy(
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, crate::support::server::ServerProcess) {
     let dir = tempfile::tempdir().expect("tempdir");
     let copy = dir.path().join("pincher");
     std::fs::copy(env!("CARGO_BIN_EXE_pincher"), &copy).expect("copy the binary");
-    let mut child = crate::support::server::command_for(&copy, dir.path())
-        .args(["serve", "--port", "0"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start serve");
+    let server = crate::support::server::ServerProcess::start_program(&copy, dir.path(), env);
+    (dir, server)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn once_listening_serve_gives_back_the_pages_only_start_up_touched() {
+    let (_dir, server) = serve_a_private_copy(&[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut seen = rss_and_peak(child.id());
+    let mut seen = rss_and_peak(server.pid());
     while seen.0 * 10 > seen.1 * 6 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        seen = rss_and_peak(child.id());
+        seen = rss_and_peak(server.pid());
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let (rss, peak) = seen;
     assert!(
         rss * 10 <= peak * 6,
@@ -142,14 +144,8 @@ fn get(address: &str, path: &str) {
 #[cfg(target_os = "linux")]
 #[test]
 fn after_its_first_requests_and_a_quiet_spell_serve_gives_back_the_code_they_ran() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let copy = dir.path().join("pincher");
-    std::fs::copy(env!("CARGO_BIN_EXE_pincher"), &copy).expect("copy the binary");
-    let server = crate::support::server::ServerProcess::start_program(
-        &copy,
-        dir.path(),
-        &[("PINCHER_SERVER__PAGE_OUT_AFTER_QUIET_SECS", "1")],
-    );
+    let (_dir, server) =
+        serve_a_private_copy(&[("PINCHER_SERVER__PAGE_OUT_AFTER_QUIET_SECS", "1")]);
     for path in [
         "/status/live",
         "/status",

@@ -14,7 +14,7 @@ pub fn pincher_command(dir: &Path) -> Command {
 
 /// `program` (a pincher binary, such as a copy of it) with no inherited `PINCHER_*` settings,
 /// run in `dir`.
-pub fn command_for(program: &Path, dir: &Path) -> Command {
+fn command_for(program: &Path, dir: &Path) -> Command {
     let mut command = Command::new(program);
     for (key, _) in std::env::vars() {
         if key.starts_with("PINCHER_") || key == "RUST_LOG" {
