@@ -12,6 +12,7 @@
 #   BUCKET=10:20 also throttles as AWS does: 10 calls/s per account, region and service, in
 #   bursts of up to 20 (SHARE=0 BUCKET=… leaves only that)
 #   C7N=0 skips c7n-org; PINCHER_AWS__RETRY_MODE=standard and the like reach pincher.
+#   BASELINE=path/to/other/pincher runs another build in turn with this one; RUNS=3 each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -78,12 +79,12 @@ print(f"{what:<28} wall {wall:6.2f}s  calls {calls:5d}  throttled {throttled:4d}
 PY
 }
 
-for run in 1 2 3; do
+run_pincher() {  # run_pincher LABEL BINARY
   curl -s -X POST "$proxy/__reset" >/dev/null
   PINCHER_AWS__ENDPOINT_URL=$proxy PINCHER_AWS__CONCURRENCY=$concurrency \
     PINCHER_DATABASE__URL=sqlite://$work/pincher.db \
     /usr/bin/time -f "%e %M" -o "$work/time" \
-    "$pincher" aws --all-accounts --regions "$list" ec2 report --output json >"$work/report.json" 2>"$work/err" || true
+    "$2" aws --all-accounts --regions "$list" ec2 report --output json >"$work/report.json" 2>"$work/err" || true
   read -r wall rss < <(tail -n 1 "$work/time")
   read -r calls throttled < <(stats | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["calls"], s["throttled"])')
   ok=$(python3 - "$work/report.json" "$parts" "$expected" <<'PY'
@@ -94,7 +95,13 @@ lost = parts - len(seen)
 print(f"parts {len(seen)}/{parts} (lost {lost}), rows {len(r['rows'])}/{expected}, errors {len(r['errors'])}")
 PY
 )
-  report "pincher #$run (rss $((rss / 1024)) MiB)" "$wall" "$calls" "$throttled" "$ok"
+  report "$1 (rss $((rss / 1024)) MiB)" "$wall" "$calls" "$throttled" "$ok"
+}
+
+# With BASELINE set, its runs alternate with pincher's, so both see the same machine.
+for run in $(seq "${RUNS:-3}"); do
+  run_pincher "pincher #$run" "$pincher"
+  [ -z "${BASELINE:-}" ] || run_pincher "baseline #$run" "$BASELINE"
 done
 
 # c7n-org: the same question (every EC2 instance of every account and region) as a policy, in

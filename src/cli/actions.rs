@@ -299,7 +299,7 @@ struct ProgressBar {
 
 impl Progress for ProgressBar {
     fn start(&self, total: u64) {
-        self.bar.set_length(total);
+        self.bar.inc_length(total);
     }
 
     fn rows(&self, count: u64) {

@@ -295,10 +295,13 @@ pub struct AwsSettings {
     pub endpoint_url: Option<Url>,
     /// Role assumed in each member account for `--all-accounts`.
     pub assume_role_name: String,
-    /// Largest number of account × region parts of a report read at once, over all accounts.
+    /// Largest number of a report's AWS calls in flight at once, over all accounts: roles
+    /// assumed, regions listed and account × region parts read (the organization's account
+    /// list is read beside them, a page at a time).
     pub concurrency: usize,
     /// Largest number of parts of one account read at once (AWS throttles per account and
-    /// API), so a wide fan-out does not spend its retries on one account.
+    /// API), so a wide fan-out does not spend its retries on one account. A part waiting
+    /// for its account's turn holds none of the `aws.concurrency` slots.
     pub concurrency_per_account: usize,
     /// How throttled and failed AWS calls are retried: `adaptive` (the default: retries with
     /// backoff, and a client-side rate limit that slows down while AWS throttles) or

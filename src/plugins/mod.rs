@@ -45,7 +45,8 @@ pub fn observe<T, E>(
 /// Progress of a fan-out, reported by plugins. The CLI draws a progress bar from it; the
 /// server ignores it.
 pub trait Progress: Send + Sync {
-    /// `total` units of work are about to start.
+    /// `total` more units of work are about to start (a fan-out learns its parts account by
+    /// account, so this may come more than once).
     fn start(&self, total: u64) {
         let _ = total;
     }

@@ -23,8 +23,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::http::HttpResponse;
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use futures::StreamExt;
-use tokio::sync::OnceCell;
+use futures::future::Either;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::{AwsRetryMode, AwsSettings};
 use crate::domain::service::Service;
@@ -292,19 +293,34 @@ impl Aws {
     pub async fn organization_accounts(
         &self,
     ) -> Result<Vec<aws_sdk_organizations::types::Account>, AwsError> {
+        self.organization_account_pages().try_concat().await
+    }
+
+    /// The organization's accounts, a page at a time, as they are read.
+    fn organization_account_pages(
+        &self,
+    ) -> impl futures::Stream<Item = Result<Vec<aws_sdk_organizations::types::Account>, AwsError>> + use<>
+    {
+        const OPERATION: &str = "organizations:ListAccounts";
         let client = aws_sdk_organizations::Client::new(&self.base);
-        let mut pages = client.list_accounts().into_paginator().send();
-        let mut accounts = Vec::new();
-        let mut cap = PageCap::new("organizations:ListAccounts");
-        while let Some(page) = call("organizations:ListAccounts", async {
-            pages.next().await.transpose()
+        // 20 is the most AWS returns in a page; asked for, so other endpoints page alike.
+        let pages = client
+            .list_accounts()
+            .max_results(20)
+            .into_paginator()
+            .send();
+        futures::stream::unfold(Some((pages, PageCap::new(OPERATION))), |state| async move {
+            let (mut pages, mut cap) = state?;
+            let page = call(OPERATION, async { pages.next().await.transpose() }).await;
+            match page {
+                Ok(Some(page)) => match cap.count() {
+                    Ok(()) => Some((Ok(page.accounts.unwrap_or_default()), Some((pages, cap)))),
+                    Err(e) => Some((Err(e), None)),
+                },
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
         })
-        .await?
-        {
-            cap.count()?;
-            accounts.extend(page.accounts.unwrap_or_default());
-        }
-        Ok(accounts)
     }
 
     /// The SDK configuration to act in `account` × `region`: the current credentials for
@@ -358,92 +374,44 @@ impl Aws {
             .build())
     }
 
-    /// Resolves the selected accounts to configurations with their credentials.
-    async fn accounts(
+    /// The accounts named with `--accounts`, less those the organization (when it can be
+    /// read) shows are not active members; each of those becomes an error instead.
+    async fn listed_accounts(
         &self,
-        selection: &AccountSelection,
-    ) -> Result<(Vec<AccountConfig>, Vec<ReportError>), AwsError> {
-        let current = self.current_account().await?;
-        let mut errors = Vec::new();
-        let wanted: Vec<String> = match selection {
-            AccountSelection::Current => {
-                return Ok((
-                    vec![AccountConfig {
-                        id: current,
-                        config: self.base.clone(),
-                    }],
-                    errors,
-                ));
-            }
-            AccountSelection::All => {
-                let mut ids: Vec<String> = self
-                    .organization_accounts()
-                    .await?
-                    .into_iter()
-                    .filter(|a| {
-                        a.status
-                            .as_ref()
-                            .is_none_or(|s| s.as_str().eq_ignore_ascii_case("ACTIVE"))
-                    })
-                    .filter_map(|a| a.id)
-                    .collect();
-                ids.sort();
-                ids
-            }
-            AccountSelection::Listed(ids) => {
-                let mut ids = ids.clone();
-                ids.sort();
-                ids.dedup();
-                // When the organization can be read, accounts outside it (or not active)
-                // fail here rather than as an opaque AssumeRole denial in every region.
-                if let Ok(members) = self.organization_accounts().await {
-                    let status: BTreeMap<String, String> = members
-                        .into_iter()
-                        .filter_map(|a| {
-                            let id = a.id?;
-                            let status = a
-                                .status
-                                .map_or_else(|| "ACTIVE".to_owned(), |s| s.as_str().to_owned());
-                            Some((id, status))
-                        })
-                        .collect();
-                    ids.retain(|id| match status.get(id) {
-                        _ if *id == current => true,
-                        Some(s) if s.eq_ignore_ascii_case("ACTIVE") => true,
-                        found => {
-                            let reason = match found {
-                                Some(s) => format!("the account is {s}, not ACTIVE"),
-                                None => "the account is not a member of the organization".into(),
-                            };
-                            errors.push(account_error(id, &AwsError::Account(reason)));
-                            false
-                        }
-                    });
+        ids: &[String],
+        current: &str,
+        errors: &mut Vec<ReportError>,
+    ) -> Vec<String> {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        // When the organization can be read, accounts outside it (or not active) fail here
+        // rather than as an opaque AssumeRole denial in every region.
+        if let Ok(members) = self.organization_accounts().await {
+            let status: BTreeMap<String, String> = members
+                .into_iter()
+                .filter_map(|a| {
+                    let id = a.id?;
+                    let status = a
+                        .status
+                        .map_or_else(|| "ACTIVE".to_owned(), |s| s.as_str().to_owned());
+                    Some((id, status))
+                })
+                .collect();
+            ids.retain(|id| match status.get(id) {
+                _ if id == current => true,
+                Some(s) if s.eq_ignore_ascii_case("ACTIVE") => true,
+                found => {
+                    let reason = match found {
+                        Some(s) => format!("the account is {s}, not ACTIVE"),
+                        None => "the account is not a member of the organization".into(),
+                    };
+                    errors.push(account_error(id, &AwsError::Account(reason)));
+                    false
                 }
-                ids
-            }
-        };
-        let resolved: Vec<(String, Result<SdkConfig, AwsError>)> =
-            futures::stream::iter(wanted.into_iter().map(|id| async {
-                let config = if id == current {
-                    Ok(self.base.clone())
-                } else {
-                    self.assume_account(&id).await
-                };
-                (id, config)
-            }))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let mut accounts = Vec::new();
-        for (id, config) in resolved {
-            match config {
-                Ok(config) => accounts.push(AccountConfig { id, config }),
-                Err(e) => errors.push(account_error(&id, &e)),
-            }
+            });
         }
-        accounts.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok((accounts, errors))
+        ids
     }
 
     async fn enabled_regions(&self, config: &SdkConfig) -> Result<Vec<String>, AwsError> {
@@ -468,9 +436,16 @@ impl Aws {
         Ok(regions)
     }
 
-    /// Runs `work` once per selected account × region, at most `aws.concurrency` at a time.
-    /// Parts that fail (an account that cannot be assumed, a region that errors) become
-    /// report errors; the rows of the others are returned.
+    /// Runs `work` once per selected account × region, and returns the rows of the parts
+    /// that succeeded; parts that fail (an account that cannot be assumed, a region that
+    /// errors) become report errors.
+    ///
+    /// The steps are pipelined, so the calls in flight stay near `aws.concurrency` from the
+    /// first page of the organization to the last part: an account's role is assumed as soon
+    /// as its page of the organization arrives, and its parts start as soon as the role is
+    /// assumed. Role, region and part calls share `aws.concurrency` slots (the listing of the
+    /// organization, one page at a time, runs beside them), and each account has at most
+    /// `aws.concurrency_per_account` parts in flight.
     pub async fn fan_out<T, F, Fut>(
         &self,
         targets: &Targets,
@@ -481,93 +456,118 @@ impl Aws {
         F: Fn(Part) -> Fut,
         Fut: Future<Output = Result<Vec<T>, AwsError>>,
     {
-        let (accounts, mut errors) = self.accounts(&targets.accounts).await?;
+        let slots = Semaphore::new(self.concurrency);
+        let every_account = matches!(targets.accounts, AccountSelection::All);
+        let mut listing = std::pin::pin!(self.organization_account_pages());
+        let (current, first_page) = futures::join!(self.current_account(), async {
+            if every_account {
+                listing.next().await
+            } else {
+                None
+            }
+        });
+        let current = current?;
+        let mut listing_open = every_account;
+        let mut errors = Vec::new();
+        let first: Vec<String> = match &targets.accounts {
+            AccountSelection::Current => vec![current.clone()],
+            AccountSelection::Listed(ids) => self.listed_accounts(ids, &current, &mut errors).await,
+            AccountSelection::All => match first_page {
+                Some(page) => active_ids(page?),
+                None => {
+                    listing_open = false;
+                    Vec::new()
+                }
+            },
+        };
         let mut attempted = errors.len();
-        let mut parts = Vec::new();
-        let region_lists: Vec<(AccountConfig, Result<Vec<String>, AwsError>)> =
-            futures::stream::iter(accounts.into_iter().map(|account| async {
-                let regions = match &targets.regions {
-                    RegionSelection::Home => Ok(vec![self.home_region.clone()]),
-                    RegionSelection::Listed(names) => Ok(names.clone()),
-                    RegionSelection::AllEnabled => self.enabled_regions(&account.config).await,
-                };
-                (account, regions)
-            }))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+
+        let resolve = |id: String| {
+            let (slots, current) = (&slots, &current);
+            async move {
+                let outcome = async {
+                    let config = if id == *current {
+                        self.base.clone()
+                    } else {
+                        let _slot = slots.acquire().await.ok();
+                        self.assume_account(&id).await?
+                    };
+                    let regions = match &targets.regions {
+                        RegionSelection::Home => vec![self.home_region.clone()],
+                        RegionSelection::Listed(names) => names.clone(),
+                        RegionSelection::AllEnabled => {
+                            let _slot = slots.acquire().await.ok();
+                            self.enabled_regions(&config).await?
+                        }
+                    };
+                    Ok((Box::new(config), regions))
+                }
+                .await;
+                Step::Account { id, outcome }
+            }
+        };
+        let (slots, work) = (&slots, &work);
+        let run_part = |part: Part, turns: Arc<Semaphore>| async move {
+            let (account, region) = (part.account.clone(), part.region.clone());
+            let _turn = turns.acquire().await.ok();
+            let _slot = slots.acquire().await.ok();
+            let result = work(part).await;
+            if let Ok(found) = &result {
+                progress.rows(found.len() as u64);
+            }
+            progress.advance(&format!("{account}/{region}"));
+            Step::Part {
+                account,
+                region,
+                result,
+            }
+        };
+
+        let mut running = futures::stream::FuturesUnordered::new();
+        running.extend(first.into_iter().map(|id| Either::Left(resolve(id))));
+        let mut rows = Vec::new();
         let mut account_ids = BTreeSet::new();
         let mut region_names = BTreeSet::new();
-        for (account, regions) in region_lists {
-            account_ids.insert(account.id.clone());
-            match regions {
-                Ok(regions) => {
-                    for region in regions {
-                        region_names.insert(region.clone());
-                        parts.push(Part {
-                            config: account
-                                .config
-                                .to_builder()
-                                .region(Region::new(region.clone()))
-                                .build(),
-                            account: account.id.clone(),
-                            region,
-                        });
+        loop {
+            tokio::select! {
+                page = listing.next(), if listing_open => match page {
+                    Some(page) => {
+                        running.extend(active_ids(page?).into_iter().map(|id| Either::Left(resolve(id))));
                     }
-                }
-                Err(e) => {
-                    attempted += 1;
-                    errors.push(account_error(&account.id, &e));
-                }
+                    None => listing_open = false,
+                },
+                Some(step) = running.next() => match step {
+                    Step::Account { id, outcome: Ok((config, regions)) } => {
+                        attempted += regions.len();
+                        progress.start(regions.len() as u64);
+                        let turns = Arc::new(Semaphore::new(self.per_account));
+                        for region in regions {
+                            region_names.insert(region.clone());
+                            let part = Part {
+                                config: config.to_builder().region(Region::new(region.clone())).build(),
+                                account: id.clone(),
+                                region,
+                            };
+                            running.push(Either::Right(run_part(part, Arc::clone(&turns))));
+                        }
+                        account_ids.insert(id);
+                    }
+                    Step::Account { id, outcome: Err(e) } => {
+                        attempted += 1;
+                        errors.push(account_error(&id, &e));
+                    }
+                    Step::Part { result: Ok(mut found), .. } => rows.append(&mut found),
+                    Step::Part { account, region, result: Err(e) } => errors.push(ReportError {
+                        account: Some(account),
+                        region: Some(region),
+                        group: None,
+                        reason: e.to_string(),
+                    }),
+                },
+                else => break,
             }
         }
-        // Region by region, each account in turn: the parts in flight spread over the
-        // accounts, so the per-account bound holds back as few of them as it can.
-        parts.sort_by(|a, b| (&a.region, &a.account).cmp(&(&b.region, &b.account)));
-        attempted += parts.len();
-        progress.start(parts.len() as u64);
-        let per_account: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>> =
-            account_ids
-                .iter()
-                .map(|id| {
-                    let bound = Arc::new(tokio::sync::Semaphore::new(self.per_account));
-                    (id.clone(), bound)
-                })
-                .collect();
-        let results: Vec<(String, String, Result<Vec<T>, AwsError>)> =
-            futures::stream::iter(parts.into_iter().map(|part| {
-                let (account, region) = (part.account.clone(), part.region.clone());
-                let bound = per_account.get(&account).cloned();
-                let run = work(part);
-                async move {
-                    let _turn = match &bound {
-                        Some(bound) => bound.acquire().await.ok(),
-                        None => None,
-                    };
-                    let result = run.await;
-                    if let Ok(found) = &result {
-                        progress.rows(found.len() as u64);
-                    }
-                    progress.advance(&format!("{account}/{region}"));
-                    (account, region, result)
-                }
-            }))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
         progress.finish();
-        let mut rows = Vec::new();
-        for (account, region, result) in results {
-            match result {
-                Ok(mut found) => rows.append(&mut found),
-                Err(e) => errors.push(ReportError {
-                    account: Some(account),
-                    region: Some(region),
-                    group: None,
-                    reason: e.to_string(),
-                }),
-            }
-        }
         errors.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
         Ok(FanOut {
             rows,
@@ -577,6 +577,32 @@ impl Aws {
             regions: region_names.into_iter().collect(),
         })
     }
+}
+
+/// What one step of a fan-out yields: an account's credentials and regions, or a part's rows.
+enum Step<T> {
+    Account {
+        id: String,
+        outcome: Result<(Box<SdkConfig>, Vec<String>), AwsError>,
+    },
+    Part {
+        account: String,
+        region: String,
+        result: Result<Vec<T>, AwsError>,
+    },
+}
+
+/// The ids of a page's active accounts.
+fn active_ids(accounts: Vec<aws_sdk_organizations::types::Account>) -> Vec<String> {
+    accounts
+        .into_iter()
+        .filter(|a| {
+            a.status
+                .as_ref()
+                .is_none_or(|s| s.as_str().eq_ignore_ascii_case("ACTIVE"))
+        })
+        .filter_map(|a| a.id)
+        .collect()
 }
 
 /// The region of `AWS_REGION`/`AWS_DEFAULT_REGION`, else of the profile, else
@@ -604,12 +630,6 @@ fn account_error(account: &str, e: &AwsError) -> ReportError {
         group: None,
         reason: e.to_string(),
     }
-}
-
-#[derive(Debug, Clone)]
-struct AccountConfig {
-    id: String,
-    config: SdkConfig,
 }
 
 /// A client of the SDK crate `$sdk` for a [`Part`], whose retries (their quota and, in
