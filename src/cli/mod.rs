@@ -120,6 +120,7 @@ const WORKER_STACK_BYTES: usize = 8 * 1024 * 1024;
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
+    memory::keep_large_blocks_mapped();
     let cli = Cli::parse();
     match run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
