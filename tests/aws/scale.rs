@@ -12,6 +12,16 @@ use crate::support::proxy::{Proxy, attempt, ec2_throttled, is_action, region};
 
 const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
 
+/// The EC2 report of every account in [`REGIONS`].
+const ORG_REPORT: [&str; 6] = [
+    "aws",
+    "--all-accounts",
+    "--regions",
+    "eu-west-1,us-east-1",
+    "ec2",
+    "report",
+];
+
 /// An organisation of three accounts with one instance in each of two regions, read through
 /// a proxy that throttles the first attempt of every DescribeInstances; and the throttled
 /// count.
@@ -55,14 +65,7 @@ fn parts_of(report: &Value) -> BTreeSet<(String, String)> {
 #[tokio::test]
 async fn a_throttled_part_is_retried_and_present() {
     let (pincher, _proxy, throttled) = throttled_organisation().await;
-    let args = [
-        "aws",
-        "--all-accounts",
-        "--regions",
-        "eu-west-1,us-east-1",
-        "ec2",
-        "report",
-    ];
+    let args = ORG_REPORT;
     let report = pincher.json(&args);
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(report["attempted"], 6);
@@ -114,16 +117,8 @@ async fn jsonl_streams_each_part_as_it_finishes_then_the_totals() {
     pincher.endpoint = Some(proxy.url.clone());
     let mut child = pincher
         .command()
-        .args([
-            "aws",
-            "--all-accounts",
-            "--regions",
-            "eu-west-1,us-east-1",
-            "ec2",
-            "report",
-            "--output",
-            "jsonl",
-        ])
+        .args(ORG_REPORT)
+        .args(["--output", "jsonl"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -238,14 +233,7 @@ async fn an_accounts_parts_start_while_other_roles_are_still_being_assumed() {
         is_action(body, "AssumeRole")
             && String::from_utf8_lossy(body).contains(slow_account.as_str())
     });
-    let report = pincher.json(&[
-        "aws",
-        "--all-accounts",
-        "--regions",
-        "eu-west-1,us-east-1",
-        "ec2",
-        "report",
-    ]);
+    let report = pincher.json(&ORG_REPORT);
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(report["attempted"], 6);
     assert_eq!(
