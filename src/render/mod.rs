@@ -613,29 +613,14 @@ where
     let mut out = Vec::new();
     writeln!(out, "{} — {}", report.title, rfc3339(report.generated_at))
         .map_err(csv::Error::from)?;
-    let lines = lead.lines();
-    write_fields(
-        &mut out,
-        &lines
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(csv::Error::from)?;
+    write_fields(&mut out, &lead.lines()).map_err(csv::Error::from)?;
     if rows.is_empty() {
         writeln!(out, "{}", lead.empty).map_err(csv::Error::from)?;
     } else {
         write_table(&mut out, &columns, rows).map_err(csv::Error::from)?;
     }
     if !summary.is_empty() {
-        write_fields(
-            &mut out,
-            &summary
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(csv::Error::from)?;
+        write_fields(&mut out, &summary).map_err(csv::Error::from)?;
     }
     for e in &report.errors {
         writeln!(out, "error: {}", terminal_text(&describe_error(e))).map_err(csv::Error::from)?;
@@ -787,10 +772,14 @@ pub fn write_table(out: &mut dyn Write, header: &[&str], rows: Vec<Vec<String>>)
 }
 
 /// Writes `key: value` lines, aligned, with control characters escaped.
-pub fn write_fields(out: &mut dyn Write, fields: &[(&str, String)]) -> io::Result<()> {
-    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+pub fn write_fields<K: AsRef<str>>(out: &mut dyn Write, fields: &[(K, String)]) -> io::Result<()> {
+    let width = fields
+        .iter()
+        .map(|(k, _)| k.as_ref().len())
+        .max()
+        .unwrap_or(0);
     for (key, value) in fields {
-        let key = terminal_text(key);
+        let key = terminal_text(key.as_ref());
         writeln!(out, "{key:<width$}  {}", terminal_text(value))?;
     }
     Ok(())
