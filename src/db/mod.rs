@@ -656,7 +656,15 @@ impl Db {
                 ..
             }) => migrator.run_direct(&mut *writer.get().await?).await?,
             Self::Sqlite(sqlite) => migrator.run(&sqlite.pool).await?,
-            Self::Postgres(pool) => migrator.run(pool).await?,
+            Self::Postgres(pool) => {
+                // A migration may run longer than `database.statement_timeout_ms`, which bounds
+                // requests: it runs on a connection of its own without that bound, closed after.
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut conn)
+                    .await?;
+                migrator.run_direct(&mut conn).await?;
+            }
         }
         Ok(())
     }

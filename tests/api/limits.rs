@@ -371,3 +371,17 @@ async fn postgres_statements_are_cancelled_after_the_statement_timeout() {
     // The connection stays usable for the next statement.
     assert_eq!(app.get("/services").await.status(), 200);
 }
+
+#[tokio::test]
+async fn postgres_migrations_are_not_bound_by_the_statement_timeout() {
+    let database = crate::support::database::TestDatabase::create(Backend::Postgres).await;
+    let app = crate::helpers::spawn_app_unmigrated(&database.url, |s| {
+        s.database.statement_timeout_ms = 1;
+    })
+    .await;
+    app.state
+        .db
+        .migrate()
+        .await
+        .expect("migrations run past a 1 ms statement timeout");
+}
